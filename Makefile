@@ -1,0 +1,51 @@
+# bulkhead's front door. 'make' builds, 'make check' runs every test, 'make demo' runs
+# the default example, 'make bench' measures. Meson + ninja do the real work; inmates
+# (freestanding guest programs) are built by inmates/Makefile with the host gcc.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PYTHON     ?= /usr/bin/python3
+BULKHEAD    = $(BUILD)/bulkhead
+
+.PHONY: all deps bulkhead inmates asan check unit-check system-check demo bench fuzz clean
+
+all: bulkhead inmates
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) >/dev/null
+
+$(ASAN_BUILD)/build.ninja: | deps
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+
+bulkhead: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+inmates: | deps
+	$(MAKE) -C inmates O=$(abspath $(BUILD))/inmates
+
+asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+# Unit tests run twice: plain and under AddressSanitizer + UBSan. System tests drive the
+# real binary (and again the sanitized one for the system-file checks).
+check: all asan
+	@scripts/check.sh $(BUILD) $(ASAN_BUILD)
+
+demo: all
+	$(BULKHEAD) check --print examples/demo.yaml
+
+bench: all
+	@mkdir -p $(BUILD)/bench
+	@scripts/bench.sh $(BUILD)
+
+fuzz: | deps
+	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null 2>&1 || true
+	ninja -C build-fuzz tests/fuzz/fuzz_config
+	build-fuzz/tests/fuzz/fuzz_config -max_total_time=$${FUZZ_SECONDS:-60} -max_len=4096 \
+		-dict=tests/fuzz/yaml.dict build/fuzz-corpus tests/fuzz/corpus
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

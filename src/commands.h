@@ -1,0 +1,12 @@
+/*
+ * The subcommands of the one bulkhead binary. Each lives with the module it drives;
+ * main.c only dispatches.
+ */
+#ifndef BH_COMMANDS_H
+#define BH_COMMANDS_H
+
+int cfg_cmd_check(int argc, char **argv);   /* src/config/cli.c */
+int sup_cmd_run(int argc, char **argv);     /* src/supervisor/run.c */
+int mon_cmd_monitor(int argc, char **argv); /* src/monitor/main.c */
+
+#endif
