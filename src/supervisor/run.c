@@ -1,8 +1,321 @@
-/* Placeholder until the supervisor lands. */
+/*
+ * `bulkhead run FILE`: checks the file exactly as `bulkhead check` does, allocates every
+ * resource up front, starts the partitions and supervises them until every one has
+ * stopped for good, or until SIGINT/SIGTERM stops them all.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "commands.h"
+#include "supervisor/sup.h"
+
+#define STOP_GRACE_MS 2000
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: bulkhead run [--quiet] FILE\n"
+		"\n"
+		"Boots the system FILE describes: checks it (as 'bulkhead check'), allocates every\n"
+		"partition's memory, starts one monitor per partition and supervises them. Console\n"
+		"lines are printed prefixed with the partition's name and written to\n"
+		"<log_dir>/<partition>.console.log; health events go to <log_dir>/events.jsonl.\n"
+		"Returns when every partition has stopped for good; SIGINT or SIGTERM stops them all.\n"
+		"\n"
+		"  -q, --quiet   do not echo partition consoles (logs are still written)\n"
+		"  -h, --help    show this help\n"
+		"\n"
+		"exit status: 0 every partition exited with status 0; 1 some partition did not (the\n"
+		"summary says which and how); 2 the file has errors or resources could not be had;\n"
+		"128+N stopped by signal N.\n");
+}
+
+static struct sup_partition *by_pid(struct sup *s, pid_t pid)
+{
+	for (unsigned i = 0; i < s->nparts; i++)
+		if (s->parts[i].pid == pid)
+			return &s->parts[i];
+	return NULL;
+}
+
+static bool all_stopped(const struct sup *s)
+{
+	for (unsigned i = 0; i < s->nparts; i++)
+		if (s->parts[i].state != SUP_STOPPED)
+			return false;
+	return true;
+}
+
+static void reap(struct sup *s)
+{
+	int wstatus;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
+		struct sup_partition *p = by_pid(s, pid);
+		if (p)
+			sup_partition_exited(s, p, wstatus);
+	}
+}
+
+static void on_signal(struct sup *s)
+{
+	struct signalfd_siginfo si;
+
+	while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			continue;
+		if (!s->stop_signal) {
+			s->stop_signal = (int)si.ssi_signo;
+			sup_event(s, "system_stop", NULL, "\"signal\":\"%s\"",
+				  sigabbrev_np((int)si.ssi_signo));
+		}
+		for (unsigned i = 0; i < s->nparts; i++)
+			if (s->parts[i].pid > 0)
+				kill(s->parts[i].pid, SIGTERM);
+	}
+	reap(s);
+}
+
+static void on_pipe(struct sup *s, uint64_t tag)
+{
+	struct sup_partition *p = &s->parts[tag >> 1];
+	int fd = tag & 1 ? p->event_fd : p->console_fd;
+	char buf[4096];
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf));
+	if (n < 0 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		/* EOF: stop watching; the exit itself is handled when the monitor is reaped. */
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+		return;
+	}
+	if (tag & 1)
+		sup_event_bytes(s, p, buf, (size_t)n);
+	else
+		sup_console_bytes(s, p, buf, (size_t)n);
+}
+
+static int setup(struct sup *s)
+{
+	sigset_t mask;
+	ssize_t n;
+
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	n = readlink("/proc/self/exe", s->self, sizeof(s->self) - 1);
+	if (n <= 0)
+		return -errno;
+	s->self[n] = '\0';
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	s->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->sigfd < 0 || s->epfd < 0)
+		return -errno;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev))
+		return -errno;
+	if (sup_open_logs(s))
+		return -EIO;
+	for (unsigned i = 0; i < s->nparts; i++)
+		if (sup_alloc_partition(s, &s->parts[i]))
+			return -ENOMEM;
+	return 0;
+}
+
+static int elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int)((now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000);
+}
+
+static void loop(struct sup *s)
+{
+	struct timespec stop_at = { 0 };
+	bool killed = false;
+
+	while (!all_stopped(s)) {
+		struct epoll_event evs[16];
+		int timeout = -1, n;
+
+		if (s->stop_signal) {
+			if (!stop_at.tv_sec)
+				clock_gettime(CLOCK_MONOTONIC, &stop_at);
+			timeout = STOP_GRACE_MS - elapsed_ms(&stop_at);
+			if (timeout <= 0 && !killed) {
+				/* A monitor that ignores SIGTERM is killed: nothing outlives run. */
+				for (unsigned i = 0; i < s->nparts; i++)
+					if (s->parts[i].pid > 0)
+						kill(s->parts[i].pid, SIGKILL);
+				killed = true;
+			}
+			if (timeout <= 0)
+				timeout = 100;
+		}
+		n = epoll_wait(s->epfd, evs, 16, timeout);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == UINT64_MAX)
+				on_signal(s);
+			else
+				on_pipe(s, evs[i].data.u64);
+		}
+		reap(s);
+	}
+}
+
+static int summarise(struct sup *s)
+{
+	bool ok = true;
+
+	fprintf(stderr, "bulkhead run: system '%s' stopped:\n", s->sys->name);
+	for (unsigned i = 0; i < s->nparts; i++) {
+		const struct sup_partition *p = &s->parts[i];
+		fprintf(stderr, "  %-16s %s\n", p->cfg->name, p->summary);
+		ok &= p->ok;
+	}
+	sup_event(s, "system_stopped", NULL, "\"ok\":%s", ok ? "true" : "false");
+	if (s->stop_signal)
+		return 128 + s->stop_signal;
+	return ok ? 0 : 1;
+}
+
+static void release(struct sup *s)
+{
+	for (unsigned i = 0; i < s->nparts; i++) {
+		struct sup_partition *p = &s->parts[i];
+		if (p->mem_fd >= 0)
+			close(p->mem_fd);
+		if (p->log_fd >= 0)
+			close(p->log_fd);
+	}
+	if (s->events_fd >= 0)
+		close(s->events_fd);
+	if (s->epfd >= 0)
+		close(s->epfd);
+	if (s->sigfd >= 0)
+		close(s->sigfd);
+}
+
+static struct bh_system *load(const char *path)
+{
+	struct bh_system *sys;
+	struct bh_host host;
+	struct diag d;
+
+	cfg_host_probe(&host);
+	diag_init(&d, path);
+	sys = cfg_load_file(path, &host, &d);
+	diag_print(&d, stderr);
+	if (d.errors) {
+		fprintf(stderr, "bulkhead run: %s has %zu error%s; nothing was started\n", path,
+			d.errors, d.errors == 1 ? "" : "s");
+		cfg_free(sys);
+		sys = NULL;
+	}
+	diag_free(&d);
+	return sys;
+}
+
+/* Parts of the system file that later work brings to life. Refusing them is more
+ * honest than running a system other than the one the file describes. */
+static bool supported(const struct bh_system *sys)
+{
+	bool ok = true;
+	for (unsigned i = 0; i < sys->npartitions; i++) {
+		const struct bh_partition *p = &sys->partitions[i];
+		if (p->kernel) {
+			fprintf(stderr, "bulkhead run: partition '%s': Linux partitions ('kernel') are "
+				"not supported yet\n", p->name);
+			ok = false;
+		}
+		if (p->ndevices) {
+			fprintf(stderr, "bulkhead run: partition '%s': devices need I/O servers, which "
+				"are not supported yet\n", p->name);
+			ok = false;
+		}
+	}
+	if (sys->scheduling == BH_SCHED_CYCLIC) {
+		fprintf(stderr, "bulkhead run: cyclic scheduling is not supported yet\n");
+		ok = false;
+	}
+	return ok;
+}
+
 int sup_cmd_run(int argc, char **argv)
 {
-	fprintf(stderr, "bulkhead run: not built yet\n");
-	return 2;
+	static const struct option opts[] = {
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct sup *s;
+	int opt, rc;
+
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return 2;
+	while ((opt = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'q': s->quiet = true; break;
+		case 'h': usage(stdout); free(s); return 0;
+		default: usage(stderr); free(s); return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		free(s);
+		return 2;
+	}
+	s->sys = load(argv[optind]);
+	if (!s->sys || !supported(s->sys)) {
+		cfg_free(s->sys);
+		free(s);
+		return 2;
+	}
+	s->epfd = s->sigfd = s->events_fd = -1;
+	s->nparts = s->sys->npartitions;
+	for (unsigned i = 0; i < s->nparts; i++) {
+		s->parts[i] = (struct sup_partition){ .cfg = &s->sys->partitions[i], .id = i,
+			.mem_fd = -1, .console_fd = -1, .event_fd = -1, .log_fd = -1 };
+	}
+	rc = setup(s);
+	if (rc) {
+		fprintf(stderr, "bulkhead run: cannot set up the system: %s\n", strerror(-rc));
+		release(s);
+		cfg_free(s->sys);
+		free(s);
+		return 2;
+	}
+	sup_event(s, "system_start", NULL, "\"system\":\"%s\",\"partitions\":%u", s->sys->name,
+		  s->nparts);
+	for (unsigned i = 0; i < s->nparts; i++) {
+		rc = sup_start_partition(s, &s->parts[i]);
+		if (rc)
+			fprintf(stderr, "bulkhead run: partition '%s': cannot start: %s\n",
+				s->parts[i].cfg->name, strerror(-rc));
+	}
+	loop(s);
+	rc = summarise(s);
+	release(s);
+	cfg_free(s->sys);
+	free(s);
+	return rc;
 }

@@ -1,0 +1,269 @@
+/*
+ * One partition's life as the supervisor sees it: memory allocated up front, a monitor
+ * process started with its resources as file descriptors, and, when the monitor ends,
+ * the partition's health action (halt, restart up to max_restarts, ignore).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "supervisor/sup.h"
+
+/* Fixed descriptor numbers in the monitor. */
+enum { MON_EVENT_FD = 3, MON_MEM_FD = 4 };
+
+/* A memfd of the partition's size with every page allocated now, so the partition never
+ * waits for (or fails on) host memory later. */
+int sup_alloc_partition(struct sup *s, struct sup_partition *p)
+{
+	p->mem_fd = memfd_create(p->cfg->name, MFD_CLOEXEC);
+	if (p->mem_fd < 0 || ftruncate(p->mem_fd, (off_t)p->cfg->memory) ||
+	    fallocate(p->mem_fd, 0, 0, (off_t)p->cfg->memory)) {
+		int err = errno;
+		fprintf(stderr, "bulkhead run: partition '%s': cannot allocate %llu bytes of memory: "
+			"%s\n", p->cfg->name, (unsigned long long)p->cfg->memory, strerror(err));
+		return -err;
+	}
+	return 0;
+}
+
+/* A restarted partition starts from zeroed memory, like a machine after power-on. */
+static int zero_memory(struct sup_partition *p)
+{
+	if (fallocate(p->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+		      (off_t)p->cfg->memory) ||
+	    fallocate(p->mem_fd, 0, 0, (off_t)p->cfg->memory))
+		return -errno;
+	return 0;
+}
+
+static void format_cpus(const struct bh_cpuset *set, char *buf, size_t len)
+{
+	size_t used = 0;
+	buf[0] = '\0';
+	for (unsigned c = 0; c < BH_MAX_CPUS && used + 12 < len; c++)
+		if (bh_cpuset_has(set, c))
+			used += (size_t)snprintf(buf + used, len - used, used ? ",%u" : "%u", c);
+}
+
+static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, int event_w)
+{
+	char id[16], memory[32], cpus[4096], event_fd[8], mem_fd[8];
+	const char *argv[24];
+	int n = 0, devnull;
+	sigset_t none;
+
+	/* The monitor must not outlive the supervisor, whatever happens to it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(127);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	devnull = open("/dev/null", O_RDONLY);
+	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
+	    dup2(event_w, MON_EVENT_FD) < 0 || dup2(p->mem_fd, MON_MEM_FD) < 0)
+		_exit(127);
+
+	snprintf(id, sizeof(id), "%u", p->id);
+	snprintf(memory, sizeof(memory), "%llu", (unsigned long long)p->cfg->memory);
+	snprintf(event_fd, sizeof(event_fd), "%d", MON_EVENT_FD);
+	snprintf(mem_fd, sizeof(mem_fd), "%d", MON_MEM_FD);
+	format_cpus(&p->cfg->cpus, cpus, sizeof(cpus));
+	argv[n++] = "bulkhead";
+	argv[n++] = "monitor";
+	argv[n++] = "--name";
+	argv[n++] = p->cfg->name;
+	argv[n++] = "--id";
+	argv[n++] = id;
+	argv[n++] = "--image";
+	argv[n++] = p->cfg->image;
+	argv[n++] = "--memory";
+	argv[n++] = memory;
+	argv[n++] = "--mem-fd";
+	argv[n++] = mem_fd;
+	argv[n++] = "--event-fd";
+	argv[n++] = event_fd;
+	if (cpus[0]) {
+		argv[n++] = "--cpus";
+		argv[n++] = cpus;
+	}
+	if (p->cfg->cmdline) {
+		argv[n++] = "--cmdline";
+		argv[n++] = p->cfg->cmdline;
+	}
+	argv[n] = NULL;
+	execv(s->self, (char *const *)argv);
+	fprintf(stderr, "bulkhead run: cannot start the monitor '%s': %s\n", s->self,
+		strerror(errno));
+	_exit(127);
+}
+
+static int watch(struct sup *s, int fd, unsigned idx, unsigned which)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)idx << 1 | which };
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int sup_start_partition(struct sup *s, struct sup_partition *p)
+{
+	int console[2], events[2];
+
+	if (pipe2(console, O_CLOEXEC) || pipe2(events, O_CLOEXEC))
+		return -errno;
+	p->pid = fork();
+	if (p->pid < 0)
+		return -errno;
+	if (p->pid == 0)
+		exec_monitor(s, p, console[1], events[1]);
+	close(console[1]);
+	close(events[1]);
+	p->console_fd = console[0];
+	p->event_fd = events[0];
+	p->line_len = p->ev_len = 0;
+	memset(&p->out, 0, sizeof(p->out));
+	p->state = SUP_RUNNING;
+	p->starts++;
+	watch(s, p->console_fd, p->id, 0);
+	watch(s, p->event_fd, p->id, 1);
+	sup_event(s, "partition_start", p->cfg->name, "\"pid\":%d,\"start\":%u", (int)p->pid,
+		  p->starts);
+	return 0;
+}
+
+void sup_event_bytes(struct sup *s, struct sup_partition *p, const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] == '\n' || p->ev_len == sizeof(p->ev) - 1) {
+			p->ev[p->ev_len] = '\0';
+			if (p->ev_len)
+				sup_relay_event_line(s, p, p->ev);
+			p->ev_len = 0;
+			if (buf[i] == '\n')
+				continue;
+		}
+		p->ev[p->ev_len++] = buf[i];
+	}
+}
+
+/* Reads what the monitor left in its pipes; after it exited this ends at EOF. */
+void sup_drain(struct sup *s, struct sup_partition *p)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while (p->console_fd >= 0 && (n = read(p->console_fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		sup_console_bytes(s, p, buf, (size_t)n);
+	}
+	while (p->event_fd >= 0 && (n = read(p->event_fd, buf, sizeof(buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		sup_event_bytes(s, p, buf, (size_t)n);
+	}
+}
+
+static void close_pipes(struct sup *s, struct sup_partition *p)
+{
+	if (p->console_fd >= 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->console_fd, NULL);
+		close(p->console_fd);
+	}
+	if (p->event_fd >= 0) {
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->event_fd, NULL);
+		close(p->event_fd);
+	}
+	p->console_fd = p->event_fd = -1;
+}
+
+/* The partition is done for good. */
+static void stop_for_good(struct sup *s, struct sup_partition *p, bool ok, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void stop_for_good(struct sup *s, struct sup_partition *p, bool ok, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->summary, sizeof(p->summary), fmt, ap);
+	va_end(ap);
+	p->ok = ok;
+	p->state = SUP_STOPPED;
+	sup_event(s, "partition_stop", p->cfg->name, "\"ok\":%s", ok ? "true" : "false");
+}
+
+static void restart(struct sup *s, struct sup_partition *p, const char *why)
+{
+	int rc = zero_memory(p);
+
+	sup_event(s, "partition_restart", p->cfg->name, "\"reason\":\"%s\",\"restarts\":%u", why,
+		  p->restarts);
+	if (!rc)
+		rc = sup_start_partition(s, p);
+	if (rc)
+		stop_for_good(s, p, false, "could not be restarted: %s", strerror(-rc));
+}
+
+static void apply_fault_action(struct sup *s, struct sup_partition *p, const char *what)
+{
+	const struct bh_health *h = &p->cfg->health;
+
+	switch (h->on_fault) {
+	case BH_FAULT_RESTART:
+		if (p->restarts < h->max_restarts) {
+			p->restarts++;
+			restart(s, p, "fault");
+			return;
+		}
+		stop_for_good(s, p, false, "halted after %s (max_restarts %u reached)", what,
+			      h->max_restarts);
+		return;
+	case BH_FAULT_IGNORE:
+		stop_for_good(s, p, false, "stopped after %s (on_fault: ignore)", what);
+		return;
+	default:
+		stop_for_good(s, p, false, "halted after %s", what);
+	}
+}
+
+void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus)
+{
+	char what[300];
+
+	sup_drain(s, p);
+	sup_console_flush(s, p);
+	close_pipes(s, p);
+	p->pid = 0;
+	if (s->stop_signal) {
+		stop_for_good(s, p, false, "stopped by %s", strsignal(s->stop_signal));
+		return;
+	}
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && p->out.exited) {
+		stop_for_good(s, p, p->out.status == 0, "exited with status %u", p->out.status);
+	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 3) {
+		restart(s, p, "reset requested");
+	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 1) {
+		apply_fault_action(s, p, p->out.what[0] ? p->out.what : "a fault");
+	} else if (WIFEXITED(wstatus)) {
+		stop_for_good(s, p, false, "could not start: %s",
+			      p->out.what[0] ? p->out.what : "monitor set-up failed");
+	} else {
+		snprintf(what, sizeof(what), "monitor crash (%s)",
+			 strsignal(WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0));
+		sup_event(s, "monitor_crash", p->cfg->name, "\"signal\":%d",
+			  WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
+		apply_fault_action(s, p, what);
+	}
+}
