@@ -25,7 +25,8 @@ static int usage(void)
 	       "  ud            ud2 with the runtime's handlers: exception report\n"
 	       "  pf            read an unmapped address: page-fault report\n"
 	       "  exit N        exit with status N\n"
-	       "  reset         ask the monitor for a reset\n",
+	       "  reset         ask the monitor for a reset\n"
+	       "  hang          halt forever with interrupts off (a partition that never ends)\n",
 	       FAULTS_RAM_ADDR, FAULTS_MMIO_ADDR, FAULTS_PORT);
 	return FAULTS_STATUS_USAGE;
 }
@@ -131,11 +132,20 @@ static int fault_reset(void)
 	return FAULTS_STATUS_NO_RESET;
 }
 
+static __attribute__((noreturn)) int fault_hang(void)
+{
+	printf("faults: halting forever\n");
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
 int main(int argc, char **argv)
 {
 	const char *kind = argc > 1 ? argv[1] : "";
 	unsigned long n;
 
+	if (!strcmp(kind, "hang"))
+		return fault_hang();
 	if (!strcmp(kind, "ram"))
 		return arg_number(argc, argv, FAULTS_RAM_ADDR, &n) ? usage() : fault_ram(n);
 	if (!strcmp(kind, "mmio"))

@@ -253,7 +253,15 @@ void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus)
 	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && p->out.exited) {
 		stop_for_good(s, p, p->out.status == 0, "exited with status %u", p->out.status);
 	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 3) {
-		restart(s, p, "reset requested");
+		/* Resets are the guest's wish, not a fault, but they share the restart budget so
+		 * that a guest resetting in a loop cannot keep the system busy forever. */
+		if (p->restarts < p->cfg->health.max_restarts) {
+			p->restarts++;
+			restart(s, p, "reset requested");
+		} else {
+			stop_for_good(s, p, false, "stopped after a reset request (max_restarts %u "
+				      "reached)", p->cfg->health.max_restarts);
+		}
 	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 1) {
 		apply_fault_action(s, p, p->out.what[0] ? p->out.what : "a fault");
 	} else if (WIFEXITED(wstatus)) {

@@ -1,0 +1,217 @@
+"""`bulkhead run` boots real partitions: consoles, exit statuses, events, health actions,
+isolation violations, bad images, signals, and that no process outlives it."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+
+
+def write_system(tmp_path, partitions, name="t", extra=""):
+    """A system file in tmp_path; each partition is (name, image, cmdline, cpu, extra)."""
+    lines = [f"system: {{name: {name}, cpus: [0, 1], log_dir: {tmp_path}/log}}", extra,
+             "partitions:"]
+    for pname, image, cmdline, cpu, more in partitions:
+        lines.append(f"  - {{name: {pname}, image: {image}, cmdline: \"{cmdline}\", "
+                     f"cpus: [{cpu}], memory: 4M{', ' + more if more else ''}}}")
+    path = tmp_path / "system.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(bulkhead, path, timeout=60):
+    return subprocess.run([bulkhead, "run", str(path)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def events(tmp_path):
+    with open(tmp_path / "log" / "events.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def private_image(tmp_path, inmates, prog):
+    """A copy of an inmate under tmp_path, so its path identifies this test's monitors."""
+    dst = tmp_path / f"{prog}.elf"
+    shutil.copy(inmates / f"{prog}.elf", dst)
+    return dst
+
+
+def monitors_of(tmp_path):
+    r = subprocess.run(["pgrep", "-f", f"monitor.*{tmp_path}"], capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def test_hello_example(bulkhead, inmates):
+    r = run(bulkhead, ROOT / "examples" / "hello.yaml")
+    assert r.returncode == 0, r.stderr
+    for name in ("alpha", "beta"):
+        assert f"{name:<8} | Hello from partition '{name}'" in r.stdout
+        assert f"{name:<8} | hello: goodbye" in r.stdout
+        assert f"{name}" in r.stderr and "exited with status 0" in r.stderr
+        log = (ROOT / "build" / "run" / "hello" / f"{name}.console.log").read_text()
+        assert f"Hello from partition '{name}'" in log
+
+
+def test_console_lines_are_prefixed_and_logged(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "hello")
+    path = write_system(tmp_path, [("one", img, "a b c", 0, ""), ("two", img, "", 1, "")])
+    r = run(bulkhead, path)
+    assert r.returncode == 0, r.stderr
+    assert 'one      | hello:   argv[3] = "c"' in r.stdout
+    assert (tmp_path / "log" / "one.console.log").read_text().count("\n") >= 4
+    evs = events(tmp_path)
+    kinds = [e["event"] for e in evs]
+    assert kinds[0] == "system_start" and kinds[-1] == "system_stopped"
+    assert all("time" in e and "t_ms" in e for e in evs)
+    exits = {e["partition"]: e["status"] for e in evs if e["event"] == "exit"}
+    assert exits == {"one": 0, "two": 0}
+
+
+def test_nonzero_exit_status_fails_the_run(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "faults")
+    path = write_system(tmp_path, [("ok", img, "exit 0", 0, ""), ("bad", img, "exit 7", 1, "")])
+    r = run(bulkhead, path)
+    assert r.returncode == 1
+    assert "bad" in r.stderr and "exited with status 7" in r.stderr
+
+
+@pytest.mark.parametrize("kind,expect", [
+    ("port 0x300", {"kind": "violation", "access": "port", "address": "0x300",
+                    "direction": "write", "size": 1}),
+    ("ram", {"kind": "violation", "access": "mmio", "address": "0xb0000000",
+             "direction": "write", "size": 4}),
+    ("mmio", {"kind": "violation", "access": "mmio", "address": "0xd0000000",
+              "direction": "write", "size": 4}),
+    ("triple", {"kind": "triple_fault"}),
+])
+def test_fault_stops_only_the_faulty_partition(bulkhead, inmates, tmp_path, kind, expect):
+    faults = private_image(tmp_path, inmates, "faults")
+    timer = private_image(tmp_path, inmates, "timer")
+    path = write_system(tmp_path, [("bad", faults, kind, 0, "health: {on_fault: halt}"),
+                                   ("good", timer, "", 1, "")])
+    r = run(bulkhead, path)
+    assert r.returncode == 1
+    faults_seen = [e for e in events(tmp_path) if e["event"] == "fault"]
+    assert len(faults_seen) == 1
+    assert faults_seen[0]["partition"] == "bad"
+    for k, v in expect.items():
+        assert faults_seen[0][k] == v
+    assert "good" in r.stderr and "exited with status 0" in r.stderr
+    assert "inmate-test: 7 checks, 0 failures" in r.stdout
+    assert "halted after" in r.stderr
+
+
+def test_restart_up_to_max_restarts(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "faults")
+    path = write_system(tmp_path, [("flaky", img, "port", 0,
+                                    "health: {on_fault: restart, max_restarts: 2}")])
+    r = run(bulkhead, path)
+    assert r.returncode == 1
+    evs = events(tmp_path)
+    assert [e["event"] for e in evs].count("partition_start") == 3
+    assert [e["event"] for e in evs].count("partition_restart") == 2
+    assert "max_restarts 2 reached" in r.stderr
+
+
+def test_reset_request_restarts_within_budget(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "faults")
+    path = write_system(tmp_path, [("resetter", img, "reset", 0,
+                                    "health: {max_restarts: 1}")])
+    r = run(bulkhead, path)
+    assert r.returncode == 1
+    evs = events(tmp_path)
+    assert [e["event"] for e in evs].count("reset") == 2
+    assert [e.get("reason") for e in evs if e["event"] == "partition_restart"] == \
+        ["reset requested"]
+
+
+def test_ignore_leaves_others_running(bulkhead, inmates, tmp_path):
+    faults = private_image(tmp_path, inmates, "faults")
+    hello = private_image(tmp_path, inmates, "hello")
+    path = write_system(tmp_path, [("bad", faults, "port", 0, "health: {on_fault: ignore}"),
+                                   ("good", hello, "", 1, "")])
+    r = run(bulkhead, path)
+    assert r.returncode == 1
+    assert "on_fault: ignore" in r.stderr
+
+
+def test_invalid_file_starts_nothing(bulkhead, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("system: {name: x, log_dir: %s/log}\npartitions:\n"
+                    "  - {name: p, image: /nonexistent.elf, cpus: [0], memory: 3M}\n" % tmp_path)
+    r = run(bulkhead, path)
+    assert r.returncode == 2
+    assert "bad.yaml:3:" in r.stderr and "nothing was started" in r.stderr
+    assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize("defect", ["truncated", "elf32", "wrong-machine", "not-elf"])
+def test_bad_image_is_refused_before_running(bulkhead, inmates, tmp_path, defect):
+    data = bytearray((inmates / "hello.elf").read_bytes())
+    if defect == "truncated":
+        data = data[:40]
+    elif defect == "elf32":
+        data[4] = 1
+    elif defect == "wrong-machine":
+        data[18] = 0xB7          # EM_AARCH64
+    else:
+        data = bytearray(b"#!/bin/sh\necho not an image\n")
+    img = tmp_path / "bad.elf"
+    img.write_bytes(bytes(data))
+    path = write_system(tmp_path, [("p", img, "", 0, "")])
+    r = run(bulkhead, path)
+    assert r.returncode == 2
+    assert "not an ELF64 x86-64 executable" in r.stderr
+    assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_everything_cleanly(bulkhead, inmates, tmp_path, sig):
+    img = private_image(tmp_path, inmates, "faults")
+    path = write_system(tmp_path, [("a", img, "hang", 0, ""), ("b", img, "hang", 1, "")])
+    proc = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        log = tmp_path / "log" / "b.console.log"
+        if log.exists() and "halting forever" in log.read_text() and \
+                "halting forever" in (tmp_path / "log" / "a.console.log").read_text():
+            break
+        time.sleep(0.05)
+    assert len(monitors_of(tmp_path)) == 2
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + sig
+    assert "stopped by" in err
+    assert monitors_of(tmp_path) == []
+    assert events(tmp_path)[-1]["event"] == "system_stopped"
+
+
+def test_no_monitor_outlives_a_killed_supervisor(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "faults")
+    path = write_system(tmp_path, [("a", img, "hang", 0, "")])
+    proc = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while time.time() < deadline and not monitors_of(tmp_path):
+        time.sleep(0.05)
+    assert monitors_of(tmp_path)
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline and monitors_of(tmp_path):
+        time.sleep(0.05)
+    assert monitors_of(tmp_path) == []
+
+
+def test_help_is_true(bulkhead):
+    r = subprocess.run([bulkhead, "run", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "usage: bulkhead run" in r.stdout and "events.jsonl" in r.stdout
+    r = subprocess.run([bulkhead, "run"], capture_output=True, text=True)
+    assert r.returncode == 2
