@@ -35,7 +35,7 @@ def test_corpus_is_not_empty():
     assert len(VALID) >= 4
 
 
-@pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_file_reports_exactly_its_errors(bulkhead, path):
     expected = expectations(path)
     assert expected, f"{path.name} has no '# expect:' line"
@@ -51,7 +51,7 @@ def test_invalid_file_reports_exactly_its_errors(bulkhead, path):
     assert len(errors) == len(expected_errors), f"unexpected errors:\n{r.stderr}"
 
 
-@pytest.mark.parametrize("path", VALID, ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("path", VALID, ids=[f"{p.parent.name}/{p.stem}" for p in VALID])
 def test_valid_file_passes(bulkhead, inmates, path):
     r = check(bulkhead, path)
     assert r.returncode == 0, r.stderr
