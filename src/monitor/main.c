@@ -1,8 +1,368 @@
-/* Placeholder until the monitor lands. */
+/*
+ * `bulkhead monitor`: run one partition. Parses the command line, sets the VM up in a
+ * fixed order (image check, KVM, memory, vCPU, devices, boot state), enters the sandbox
+ * and runs the vCPU; the way the partition stopped becomes the exit code.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bulkhead/bootinfo.h"
+#include "bulkhead/platform.h"
 #include "commands.h"
+#include "monitor/mon.h"
+
+#define MON_MEM_ALIGN (2ULL << 20)
+
+static void mon_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: bulkhead monitor --image PATH --memory SIZE [OPTIONS]\n"
+		"\n"
+		"Run one partition: a KVM VM with one vCPU that starts a bare-metal ELF64 x86-64\n"
+		"image directly in long mode. Guest UART output goes to stdout; events go to the\n"
+		"event fd as JSON lines (see docs/monitor.md).\n"
+		"\n"
+		"options:\n"
+		"  --name NAME       partition name, up to %d printable ASCII characters\n"
+		"                    (default: the image file name without its extension)\n"
+		"  --id N            partition index in the system file (default 0)\n"
+		"  --image PATH      ELF64 x86-64 executable, linked at 0x%lx or above\n"
+		"  --memory SIZE     guest RAM in bytes, or with a K, M or G suffix; a positive\n"
+		"                    multiple of 2 MiB, at most %llu GiB\n"
+		"  --mem-fd FD       use this memfd, exactly SIZE bytes, as guest RAM\n"
+		"  --cpus LIST       pin the vCPU to these host CPUs, e.g. 1 or 0,2-3\n"
+		"  --cmdline STRING  arguments for the guest, in its boot information\n"
+		"  --event-fd FD     write JSON event lines to FD (default: stderr)\n"
+		"  --help            show this help\n"
+		"\n"
+		"exit status: 0 the guest exited through the system-control device (its status\n"
+		"is in the exit event), 1 the partition faulted, 2 set-up error, 3 the guest\n"
+		"asked for a reset.\n",
+		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30);
+}
+
+/* "bulkhead monitor: <partition>: message" on stderr and, once the event fd is known,
+ * an error event; returns the set-up exit code. */
+static int mon_fail(struct mon *m, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int mon_fail(struct mon *m, const char *fmt, ...)
+{
+	char msg[512], json[sizeof(msg) * 6 + 3];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (m && m->opt->name)
+		fprintf(stderr, "bulkhead monitor: %s: %s\n", m->opt->name, msg);
+	else
+		fprintf(stderr, "bulkhead monitor: %s\n", msg);
+	if (m && m->event_fd >= 0 && ev_json_string(json, sizeof(json), msg) > 0)
+		ev_emit(m, "error", "\"message\":%s", json);
+	return MON_EXIT_SETUP;
+}
+
+static int mon_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Bytes, or with a K/M/G suffix (powers of 1024). */
+static int mon_parse_size(const char *s, uint64_t *out)
+{
+	char buf[32];
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	uint64_t v;
+
+	if (!n || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n + 1);
+	switch (buf[n - 1]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	}
+	if (shift)
+		buf[n - 1] = 0;
+	if (mon_parse_u64(buf, UINT64_MAX >> shift, &v))
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+static int mon_parse_fd(const char *s, int *fd)
+{
+	uint64_t v;
+	struct stat st;
+
+	if (mon_parse_u64(s, INT_MAX, &v) || fstat((int)v, &st) < 0)
+		return -EBADF;
+	*fd = (int)v;
+	return 0;
+}
+
+/* A CPU list: comma-separated numbers and ranges ("0,2-3"). */
+static int mon_parse_cpus(const char *s, cpu_set_t *set)
+{
+	CPU_ZERO(set);
+	while (*s) {
+		char *end;
+		unsigned long lo, hi;
+
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		lo = hi = strtoul(s, &end, 10);
+		if (*end == '-') {
+			if (end[1] < '0' || end[1] > '9')
+				return -EINVAL;
+			hi = strtoul(end + 1, &end, 10);
+		}
+		if (lo > hi || hi >= CPU_SETSIZE || (*end && *end != ','))
+			return -EINVAL;
+		for (unsigned long c = lo; c <= hi; c++)
+			CPU_SET(c, set);
+		s = *end ? end + 1 : end;
+		if (*end && !*s)
+			return -EINVAL;     /* trailing comma */
+	}
+	return CPU_COUNT(set) ? 0 : -EINVAL;
+}
+
+static int mon_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n > BH_NAME_MAX)
+		return 0;
+	for (; *name; name++)
+		if (*name < 0x20 || *name > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Default name: the image's file name up to its first dot. */
+static const char *mon_default_name(const char *image, char *buf, size_t size)
+{
+	const char *base = strrchr(image, '/');
+	size_t n;
+
+	base = base ? base + 1 : image;
+	n = strcspn(base, ".");
+	if (n >= size)
+		n = size - 1;
+	memcpy(buf, base, n);
+	buf[n] = 0;
+	return buf;
+}
+
+enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
+       OPT_EVENT_FD, OPT_HELP };
+
+static const struct option mon_longopts[] = {
+	{ "name",     required_argument, NULL, OPT_NAME },
+	{ "id",       required_argument, NULL, OPT_ID },
+	{ "image",    required_argument, NULL, OPT_IMAGE },
+	{ "memory",   required_argument, NULL, OPT_MEMORY },
+	{ "mem-fd",   required_argument, NULL, OPT_MEM_FD },
+	{ "cpus",     required_argument, NULL, OPT_CPUS },
+	{ "cmdline",  required_argument, NULL, OPT_CMDLINE },
+	{ "event-fd", required_argument, NULL, OPT_EVENT_FD },
+	{ "help",     no_argument,       NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Returns -1 to go on, or the exit code (0 after --help, 2 on a bad command line). */
+static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cpus,
+		     char *name_buf, size_t name_size)
+{
+	uint64_t v;
+	bool have_memory = false;
+	int c;
+
+	*o = (struct mon_options){ .mem_fd = -1, .event_fd = STDERR_FILENO };
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", mon_longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_NAME:
+			o->name = optarg;
+			break;
+		case OPT_ID:
+			if (mon_parse_u64(optarg, UINT32_MAX, &v))
+				return mon_fail(NULL, "--id: not a partition index: '%s'", optarg);
+			o->id = v;
+			break;
+		case OPT_IMAGE:
+			o->image = optarg;
+			break;
+		case OPT_MEMORY:
+			if (mon_parse_size(optarg, &o->mem_size))
+				return mon_fail(NULL, "--memory: not a size: '%s'", optarg);
+			have_memory = true;
+			break;
+		case OPT_MEM_FD:
+			if (mon_parse_fd(optarg, &o->mem_fd))
+				return mon_fail(NULL, "--mem-fd: not an open file descriptor: '%s'", optarg);
+			break;
+		case OPT_CPUS:
+			if (mon_parse_cpus(optarg, cpus))
+				return mon_fail(NULL, "--cpus: not a CPU list: '%s'", optarg);
+			o->cpus = optarg;
+			break;
+		case OPT_CMDLINE:
+			if (strlen(optarg) >= BH_CMDLINE_MAX)
+				return mon_fail(NULL, "--cmdline: longer than %d bytes", BH_CMDLINE_MAX - 1);
+			o->cmdline = optarg;
+			break;
+		case OPT_EVENT_FD:
+			if (mon_parse_fd(optarg, &o->event_fd))
+				return mon_fail(NULL, "--event-fd: not an open file descriptor: '%s'", optarg);
+			break;
+		case OPT_HELP:
+			mon_usage(stdout);
+			return 0;
+		default:
+			mon_fail(NULL, "unknown option or missing argument: '%s'", argv[optind - 1]);
+			mon_usage(stderr);
+			return MON_EXIT_SETUP;
+		}
+	}
+	if (optind < argc)
+		return mon_fail(NULL, "unexpected argument '%s' (see --help)", argv[optind]);
+	if (!o->image)
+		return mon_fail(NULL, "--image is required (see --help)");
+	if (!have_memory)
+		return mon_fail(NULL, "--memory is required (see --help)");
+	if (!o->mem_size || o->mem_size % MON_MEM_ALIGN || o->mem_size > MON_MEM_MAX)
+		return mon_fail(NULL, "--memory: %" PRIu64 " bytes is not a positive multiple "
+				"of 2 MiB up to %llu GiB", o->mem_size, MON_MEM_MAX >> 30);
+	if (!o->name)
+		o->name = mon_default_name(o->image, name_buf, name_size);
+	if (!mon_name_ok(o->name))
+		return mon_fail(NULL, "--name: '%s' is not 1 to %d printable ASCII characters",
+				o->name, BH_NAME_MAX);
+	return -1;
+}
+
+/* KVM and memory, vCPU, devices, the image and the boot state, in that order. */
+static int mon_setup(struct mon *m, const cpu_set_t *cpus)
+{
+	const struct mon_options *o = m->opt;
+	const char *why;
+	int ret;
+
+	ret = mon_boot_read(m, &why);
+	if (ret)
+		return why ? mon_fail(m, "image %s refused: %s", o->image, why)
+			   : mon_fail(m, "image %s: %s", o->image, strerror(-ret));
+	ret = mon_vm_create(m);
+	if (ret)
+		return mon_fail(m, "cannot create the KVM VM: %s", strerror(-ret));
+	ret = mon_vm_memory(m);
+	if (ret == -EBADFD)
+		return mon_fail(m, "--mem-fd %d is not a memfd of exactly %" PRIu64 " bytes",
+				o->mem_fd, o->mem_size);
+	if (ret)
+		return mon_fail(m, "cannot set up %" PRIu64 " bytes of guest RAM: %s",
+				o->mem_size, strerror(-ret));
+	ret = mon_vcpu_create(m);
+	if (!ret)
+		ret = x86_cpuid_setup(m);
+	if (ret)
+		return mon_fail(m, "cannot create the vCPU: %s", strerror(-ret));
+	ret = uart_init(&m->uart, m, &m->io, STDOUT_FILENO);
+	if (!ret)
+		ret = pci_init(&m->pci, &m->io);
+	if (!ret)
+		ret = sysctl_register(m);
+	if (ret)
+		return mon_fail(m, "cannot register the platform devices: %s", strerror(-ret));
+	ret = mon_boot_load(m, &why);
+	if (ret)
+		return mon_fail(m, "image %s refused: %s", o->image, why ? why : strerror(-ret));
+	ret = mon_boot_info(m);
+	if (!ret)
+		ret = x86_longmode_setup(m);
+	if (ret)
+		return mon_fail(m, "cannot set the boot state: %s", strerror(-ret));
+	if (o->cpus && sched_setaffinity(0, sizeof(*cpus), cpus) < 0)
+		return mon_fail(m, "--cpus %s: %s", o->cpus, strerror(errno));
+	return 0;
+}
+
 int mon_cmd_monitor(int argc, char **argv)
 {
-	fprintf(stderr, "bulkhead monitor: not built yet\n");
-	return 2;
+	struct mon_options opt;
+	struct mon m = { .opt = &opt, .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1,
+			 .event_fd = -1 };
+	char name_buf[BH_NAME_MAX + 1];
+	cpu_set_t cpus;
+	int ret;
+
+	ret = mon_parse(argc, argv, &opt, &cpus, name_buf, sizeof(name_buf));
+	if (ret >= 0)
+		return ret;
+	if (ev_init(&m))
+		return mon_fail(NULL, "--name: too long");
+	signal(SIGPIPE, SIG_IGN);     /* a closed stdout or event pipe must not kill us */
+	ret = mon_setup(&m, &cpus);
+	if (ret) {
+		mon_boot_free(&m);
+		mon_vm_destroy(&m);
+		return ret;
+	}
+	/* The system fd could create more VMs; the run loop needs only the VM and vCPU. */
+	close(m.kvm_fd);
+	m.kvm_fd = -1;
+	ret = sandbox_enter(&m);
+	if (ret) {
+		mon_vm_destroy(&m);
+		return mon_fail(&m, "cannot enter the seccomp sandbox: %s", strerror(-ret));
+	}
+	ev_emit(&m, "start", "\"id\":%u,\"memory\":%" PRIu64 ",\"entry\":\"0x%" PRIx64 "\"",
+		opt.id, opt.mem_size, m.entry);
+	ret = mon_vcpu_run(&m);
+	switch (m.stop) {
+	case MON_STOP_EXIT:
+		ev_emit(&m, "exit", "\"status\":%u", m.exit_status);
+		ret = MON_EXIT_OK;
+		break;
+	case MON_STOP_RESET:
+		ev_emit(&m, "reset", NULL);
+		ret = MON_EXIT_RESET;
+		break;
+	case MON_STOP_FAULT:
+		ret = MON_EXIT_FAULT;
+		break;
+	default:
+		ret = mon_fail(&m, "KVM_RUN failed: %s", strerror(-ret));
+		break;
+	}
+	/* Leave at once: exit handlers (LeakSanitizer's, for one) would make system calls
+	 * the sandbox kills for, and there is nothing to clean up (stdout is written raw,
+	 * stderr is unbuffered, the kernel releases the VM). */
+	_exit(ret);
 }

@@ -1,0 +1,119 @@
+/*
+ * The partition monitor's internal interfaces: the per-process context (one partition,
+ * one KVM VM) and the modules that fill it. Functions return 0 or -errno; the caller
+ * that knows the context turns a failure into a message.
+ */
+#ifndef BH_MON_H
+#define BH_MON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bulkhead/bootinfo.h"
+#include "monitor/io.h"
+#include "monitor/pci.h"
+#include "monitor/uart.h"
+
+struct kvm_run;
+
+/* Why the run loop stopped; decides the process exit code. */
+enum mon_stop {
+	MON_RUNNING = 0,
+	MON_STOP_EXIT,      /* guest wrote BH_SYSCTL_EXIT: exit code 0 */
+	MON_STOP_RESET,     /* guest wrote BH_SYSCTL_RESET: exit code 3 */
+	MON_STOP_FAULT,     /* isolation violation or fatal vCPU state: exit code 1 */
+	MON_STOP_ERROR,     /* the monitor itself failed (KVM_RUN error): exit code 2 */
+};
+
+enum { MON_EXIT_OK = 0, MON_EXIT_FAULT = 1, MON_EXIT_SETUP = 2, MON_EXIT_RESET = 3 };
+
+/* Addresses KVM needs for its own use on Intel hosts (real-mode TSS, 3 pages, and the
+ * EPT identity map, 1 page); placed high in the MMIO hole, above the LAPIC and clear of
+ * the PCI BAR window. */
+#define MON_IDENTITY_MAP_ADDR 0xFEFFC000UL
+#define MON_TSS_ADDR          0xFEFFD000UL
+
+#define MON_MEM_MAX           (63ULL << 30)  /* 64 page directories, minus the hole */
+#define MON_NAME_JSON_MAX     (BH_NAME_MAX * 6 + 3)
+
+struct mon_options {
+	const char *name;
+	unsigned    id;
+	const char *image;
+	uint64_t    mem_size;
+	int         mem_fd;       /* -1: the monitor creates its own memfd */
+	const char *cpus;         /* NULL: no pinning */
+	const char *cmdline;
+	int         event_fd;
+};
+
+struct mon {
+	const struct mon_options *opt;
+	char      name_json[MON_NAME_JSON_MAX];   /* the name as a JSON string, quoted */
+
+	/* KVM and guest memory (vm.c) */
+	int       kvm_fd, vm_fd, vcpu_fd;
+	int       mem_fd;
+	uint8_t  *ram;            /* the whole memfd mapped: low RAM, then high RAM */
+	uint64_t  mem_size;
+	uint64_t  low_size;       /* RAM at guest-physical 0 */
+	uint64_t  high_size;      /* RAM at BH_HIGH_RAM_BASE */
+	struct kvm_run *run;
+	size_t    run_size;
+	uint64_t  tsc_khz;
+
+	/* the image, read and validated before KVM set-up, dropped once loaded (boot.c) */
+	uint8_t  *img;
+	size_t    img_len;
+	uint64_t  entry;
+
+	/* devices */
+	struct io_space io;
+	struct uart     uart;
+	struct pci_bus  pci;
+	struct {
+		uint64_t kicks;
+		uint64_t last_kick_ns;    /* CLOCK_MONOTONIC */
+	} watchdog;
+
+	/* run state (vcpu.c) */
+	enum mon_stop stop;
+	uint32_t  exit_status;
+	int       event_fd;
+};
+
+/* vm.c */
+int mon_vm_create(struct mon *m);
+int mon_vm_memory(struct mon *m);
+int mon_vcpu_create(struct mon *m);
+void *mon_gpa(struct mon *m, uint64_t gpa, uint64_t len);
+void mon_vm_destroy(struct mon *m);
+
+/* boot.c */
+int mon_boot_read(struct mon *m, const char **why);
+int mon_boot_load(struct mon *m, const char **why);
+void mon_boot_free(struct mon *m);
+int mon_boot_info(struct mon *m);
+
+/* vcpu.c */
+int mon_vcpu_run(struct mon *m);
+int mon_irq_line(struct mon *m, unsigned irq, int level);
+
+/* sysctl.c */
+int sysctl_register(struct mon *m);
+
+/* events.c */
+int  ev_json_string(char *out, size_t size, const char *s);
+int  ev_init(struct mon *m);
+void ev_emit(struct mon *m, const char *event, const char *fields_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* sandbox.c */
+int sandbox_enter(struct mon *m);
+
+/* x86/ */
+int x86_cpuid_setup(struct mon *m);
+int x86_longmode_setup(struct mon *m);
+
+#endif

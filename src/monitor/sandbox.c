@@ -1,0 +1,54 @@
+/*
+ * The monitor's seccomp sandbox, entered after set-up and before the first KVM_RUN:
+ * an allowlist of what the run loop needs. No open, no exec, no new processes; ioctl
+ * only with the few KVM requests the loop issues. Anything else kills the process.
+ */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+
+#include "monitor/mon.h"
+
+/* System calls the run loop, stdio on unbuffered stderr, and malloc may make;
+ * sigaltstack is the sanitizer runtime's, on _exit. */
+static const int sandbox_syscalls[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev),
+	SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime), SCMP_SYS(sigaltstack),
+	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise),
+};
+
+/* KVM requests allowed after set-up, on whichever KVM fd. */
+static const unsigned long sandbox_ioctls[] = {
+	KVM_RUN, KVM_IRQ_LINE, KVM_GET_REGS, KVM_GET_SREGS,
+};
+
+int sandbox_enter(struct mon *m)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int ret = 0;
+
+	if (!ctx)
+		return -ENOMEM;
+	/* Apply to every thread of the process, not just the caller. */
+	ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	for (size_t i = 0; !ret && i < sizeof(sandbox_syscalls) / sizeof(sandbox_syscalls[0]); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, sandbox_syscalls[i], 0);
+	for (size_t i = 0; !ret && i < sizeof(sandbox_ioctls) / sizeof(sandbox_ioctls[0]); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+				       SCMP_A1(SCMP_CMP_EQ, sandbox_ioctls[i]));
+	/* malloc may map anonymous memory, never executable memory. */
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
+				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	if (!ret)
+		ret = seccomp_load(ctx);
+	seccomp_release(ctx);
+	return ret;
+}

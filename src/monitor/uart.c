@@ -1,0 +1,144 @@
+/*
+ * 8250 UART, transmit side: THR bytes go to the output fd at once; LSR always reports
+ * an empty transmitter; the THR-empty interrupt is modelled and drives IRQ 4 through
+ * the in-kernel PIC/IOAPIC. No receiver yet (RBR reads 0, LSR.DR never set).
+ */
+#include <errno.h>
+#include <unistd.h>
+
+#include "bulkhead/platform.h"
+#include "monitor/mon.h"
+
+/* Register offsets from BH_UART_PORT (DLAB selects DLL/DLM at 0 and 1). */
+#define UART_RBR_THR_DLL 0
+#define UART_IER_DLM     1
+#define UART_IIR_FCR     2
+#define UART_LCR         3
+#define UART_MCR         4
+#define UART_LSR         5
+#define UART_MSR         6
+#define UART_SCR         7
+#define UART_NR_REGS     8
+
+#define UART_IER_ETBEI   0x02     /* THR-empty interrupt enable */
+#define UART_IER_MASK    0x0f
+#define UART_IIR_NONE    0x01
+#define UART_IIR_THRE    0x02
+#define UART_IIR_FIFO    0xc0     /* FIFOs enabled */
+#define UART_FCR_ENABLE  0x01
+#define UART_LCR_DLAB    0x80
+#define UART_MCR_MASK    0x1f
+#define UART_LSR_THRE    0x20
+#define UART_LSR_TEMT    0x40
+#define UART_MSR_IDLE    0xb0     /* DCD, DSR, CTS asserted */
+
+static void uart_update_irq(struct uart *u)
+{
+	int level = (u->ier & UART_IER_ETBEI) && u->thre_pending;
+
+	if (level == u->irq_level)
+		return;
+	u->irq_level = level;
+	mon_irq_line(u->mon, BH_UART_IRQ, level);
+}
+
+static void uart_transmit(struct uart *u, uint8_t byte)
+{
+	/* The reader is live (a pipe to the supervisor or a terminal): no buffering. A
+	 * closed or failing output drops the byte; the guest must not stall on it. */
+	for (;;) {
+		ssize_t n = write(u->out_fd, &byte, 1);
+
+		if (n == 1 || (n < 0 && errno != EINTR))
+			break;
+	}
+	u->tx_bytes++;
+	u->thre_pending = true;     /* the byte left at once: THR is empty again */
+}
+
+static uint8_t uart_read(struct uart *u, unsigned reg)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+	uint8_t fifo = (u->fcr & UART_FCR_ENABLE) ? UART_IIR_FIFO : 0;
+
+	switch (reg) {
+	case UART_RBR_THR_DLL:
+		return dlab ? u->dll : 0;
+	case UART_IER_DLM:
+		return dlab ? u->dlm : u->ier;
+	case UART_IIR_FCR:
+		if ((u->ier & UART_IER_ETBEI) && u->thre_pending) {
+			u->thre_pending = false;    /* reading IIR acknowledges THRE */
+			return fifo | UART_IIR_THRE;
+		}
+		return fifo | UART_IIR_NONE;
+	case UART_LCR:
+		return u->lcr;
+	case UART_MCR:
+		return u->mcr;
+	case UART_LSR:
+		return UART_LSR_THRE | UART_LSR_TEMT;
+	case UART_MSR:
+		return UART_MSR_IDLE;
+	default:
+		return u->scr;
+	}
+}
+
+static void uart_write(struct uart *u, unsigned reg, uint8_t val)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+
+	switch (reg) {
+	case UART_RBR_THR_DLL:
+		if (dlab)
+			u->dll = val;
+		else
+			uart_transmit(u, val);
+		break;
+	case UART_IER_DLM:
+		if (dlab) {
+			u->dlm = val;
+		} else {
+			/* Enabling ETBEI with an empty THR raises the interrupt at once. */
+			if ((val & UART_IER_ETBEI) && !(u->ier & UART_IER_ETBEI))
+				u->thre_pending = true;
+			u->ier = val & UART_IER_MASK;
+		}
+		break;
+	case UART_IIR_FCR:
+		u->fcr = val;
+		break;
+	case UART_LCR:
+		u->lcr = val;
+		break;
+	case UART_MCR:
+		u->mcr = val & UART_MCR_MASK;
+		break;
+	case UART_SCR:
+		u->scr = val;
+		break;
+	default:
+		break;      /* LSR and MSR are read-only: writes are ignored, as on hardware */
+	}
+}
+
+static int uart_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, bool write)
+{
+	struct uart *u = opaque;
+
+	if (size != 1)
+		return -EINVAL;
+	if (write)
+		uart_write(u, off, *val);
+	else
+		*val = uart_read(u, off);
+	uart_update_irq(u);
+	return 0;
+}
+
+int uart_init(struct uart *u, struct mon *m, struct io_space *io, int out_fd)
+{
+	*u = (struct uart){ .mon = m, .out_fd = out_fd, .irq_level = -1 };
+	return io_register(&io->port, BH_UART_PORT, UART_NR_REGS, "uart", uart_io, u);
+}
