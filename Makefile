@@ -35,7 +35,8 @@ check: all asan
 	@scripts/check.sh $(BUILD) $(ASAN_BUILD)
 
 demo: all
-	$(BULKHEAD) check --print examples/demo.yaml
+	$(BULKHEAD) check examples/demo.yaml
+	$(BULKHEAD) run examples/demo.yaml
 
 bench: all
 	@mkdir -p $(BUILD)/bench

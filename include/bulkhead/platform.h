@@ -32,6 +32,7 @@
 #define BH_HIGH_RAM_BASE     0x100000000UL
 #define BH_REGION_BASE       0x100000000UL
 #define BH_REGION_ALIGN      0x200000UL
+#define BH_GPA_LIMIT         (64ULL << 30)  /* the page-directory pool maps 64 GiB */
 
 /* I/O ports. Anything not listed (and not handled by KVM's in-kernel PIC/PIT) is
  * unassigned: touching it is an isolation violation. */

@@ -2,7 +2,9 @@
  * Derived facts of a sound system: each partition's guest-physical memory map (RAM,
  * then its shared regions and channels above 4 GiB) and the PCI slot of each device.
  */
+#include "bulkhead/bootinfo.h"
 #include "bulkhead/platform.h"
+#include "common/units.h"
 #include "config/compile.h"
 
 static uint64_t align_up(uint64_t v, uint64_t a)
@@ -68,12 +70,31 @@ static void layout_memory(struct bh_system *sys, unsigned pi)
 	}
 }
 
+/* What the monitor can give one partition: its page tables map 64 GiB, and the boot
+ * information lists BH_BOOTINFO_REGIONS regions and channels. */
+static void check_map(const struct bh_partition *p, struct diag *d)
+{
+	const struct bh_map_entry *last = &p->memmap[p->nmemmap - 1];
+	char a[24];
+
+	if (p->nmemmap - 1 - (p->memory > BH_RAM_LOW_MAX) > BH_BOOTINFO_REGIONS)
+		diag_error(d, p->name_at, "partition '%s' is a peer or end of %u shared regions and "
+			   "channels; at most %d are supported", p->name,
+			   p->nmemmap - 1 - (p->memory > BH_RAM_LOW_MAX), BH_BOOTINFO_REGIONS);
+	if (last->gpa + last->size > BH_GPA_LIMIT)
+		diag_error(d, p->memory_at.line ? p->memory_at : p->at, "partition '%s': memory and "
+			   "regions end at guest-physical %s, beyond the 64G the monitor maps",
+			   p->name, units_format_size(last->gpa + last->size, a));
+}
+
 void cfg_layout(struct bh_system *sys, struct diag *d)
 {
 	for (unsigned pi = 0; pi < sys->npartitions; pi++) {
 		struct bh_partition *p = &sys->partitions[pi];
 
 		layout_memory(sys, pi);
+		if (p->name)
+			check_map(p, d);
 		/* Slot 0 is the host bridge; devices follow in file order. */
 		for (unsigned di = 0; di < p->ndevices; di++)
 			p->devices[di].pci_slot = di + 1;

@@ -105,6 +105,6 @@ int mon_boot_info(struct mon *m)
 	strncpy(bi->name, m->opt->name, BH_NAME_MAX);
 	if (m->opt->cmdline)
 		strncpy(bi->cmdline, m->opt->cmdline, BH_CMDLINE_MAX - 1);
-	bi->nr_regions = 0;
+	mon_regions_bootinfo(m, bi);
 	return 0;
 }

@@ -44,12 +44,16 @@ static void mon_usage(FILE *out)
 		"  --cpus LIST       pin the vCPU to these host CPUs, e.g. 1 or 0,2-3\n"
 		"  --cmdline STRING  arguments for the guest, in its boot information\n"
 		"  --event-fd FD     write JSON event lines to FD (default: stderr)\n"
+		"  --region NAME,KIND,GPA,SIZE,FD,rw|ro\n"
+		"                    map memfd FD (a shared region or channel; KIND is shared,\n"
+		"                    sampling or queuing) at guest-physical GPA; ro makes guest\n"
+		"                    writes isolation violations. Up to %d; listed in bootinfo\n"
 		"  --help            show this help\n"
 		"\n"
 		"exit status: 0 the guest exited through the system-control device (its status\n"
 		"is in the exit event), 1 the partition faulted, 2 set-up error, 3 the guest\n"
 		"asked for a reset.\n",
-		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30);
+		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30, BH_BOOTINFO_REGIONS);
 }
 
 /* "bulkhead monitor: <partition>: message" on stderr and, once the event fd is known,
@@ -179,7 +183,7 @@ static const char *mon_default_name(const char *image, char *buf, size_t size)
 }
 
 enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
-       OPT_EVENT_FD, OPT_HELP };
+       OPT_EVENT_FD, OPT_REGION, OPT_HELP };
 
 static const struct option mon_longopts[] = {
 	{ "name",     required_argument, NULL, OPT_NAME },
@@ -190,6 +194,7 @@ static const struct option mon_longopts[] = {
 	{ "cpus",     required_argument, NULL, OPT_CPUS },
 	{ "cmdline",  required_argument, NULL, OPT_CMDLINE },
 	{ "event-fd", required_argument, NULL, OPT_EVENT_FD },
+	{ "region",   required_argument, NULL, OPT_REGION },
 	{ "help",     no_argument,       NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -241,6 +246,14 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 			if (mon_parse_fd(optarg, &o->event_fd))
 				return mon_fail(NULL, "--event-fd: not an open file descriptor: '%s'", optarg);
 			break;
+		case OPT_REGION:
+			if (o->nregions == BH_BOOTINFO_REGIONS)
+				return mon_fail(NULL, "--region: at most %d regions", BH_BOOTINFO_REGIONS);
+			if (mon_region_parse(optarg, &o->regions[o->nregions]))
+				return mon_fail(NULL, "--region: not NAME,KIND,GPA,SIZE,FD,rw|ro: '%s'",
+						optarg);
+			o->nregions++;
+			break;
 		case OPT_HELP:
 			mon_usage(stdout);
 			return 0;
@@ -288,6 +301,9 @@ static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 	if (ret)
 		return mon_fail(m, "cannot set up %" PRIu64 " bytes of guest RAM: %s",
 				o->mem_size, strerror(-ret));
+	ret = mon_regions_map(m, &why);
+	if (ret)
+		return mon_fail(m, "--region: %s", why ? why : strerror(-ret));
 	ret = mon_vcpu_create(m);
 	if (!ret)
 		ret = x86_cpuid_setup(m);

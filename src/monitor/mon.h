@@ -37,6 +37,16 @@ enum { MON_EXIT_OK = 0, MON_EXIT_FAULT = 1, MON_EXIT_SETUP = 2, MON_EXIT_RESET =
 #define MON_MEM_MAX           (63ULL << 30)  /* 64 page directories, minus the hole */
 #define MON_NAME_JSON_MAX     (BH_NAME_MAX * 6 + 3)
 
+/* A shared region or channel given with --region (regions.c). */
+struct mon_region {
+	char     name[BH_NAME_MAX + 1];
+	uint8_t  kind;            /* BH_REGION_SHARED, _SAMPLING or _QUEUING */
+	bool     writable;
+	uint64_t gpa, size;
+	int      fd;
+	void    *host;
+};
+
 struct mon_options {
 	const char *name;
 	unsigned    id;
@@ -46,6 +56,8 @@ struct mon_options {
 	const char *cpus;         /* NULL: no pinning */
 	const char *cmdline;
 	int         event_fd;
+	struct mon_region regions[BH_BOOTINFO_REGIONS];
+	unsigned    nregions;
 };
 
 struct mon {
@@ -108,6 +120,12 @@ int  ev_json_string(char *out, size_t size, const char *s);
 int  ev_init(struct mon *m);
 void ev_emit(struct mon *m, const char *event, const char *fields_fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* regions.c */
+int mon_region_parse(const char *arg, struct mon_region *r);
+int mon_regions_map(struct mon *m, const char **why);
+uint64_t mon_regions_end(const struct mon *m);
+void mon_regions_bootinfo(const struct mon *m, struct bh_bootinfo *bi);
 
 /* sandbox.c */
 int sandbox_enter(struct mon *m);

@@ -18,20 +18,51 @@
 
 #include "supervisor/sup.h"
 
-/* Fixed descriptor numbers in the monitor. */
-enum { MON_EVENT_FD = 3, MON_MEM_FD = 4 };
+/* Fixed descriptor numbers in the monitor; region fds follow MON_MEM_FD. */
+enum {
+	MON_EVENT_FD = 3,
+	MON_MEM_FD = 4,
+	MON_FIRST_REGION_FD = 5,
+	HIGH_FD = MON_FIRST_REGION_FD + BH_MAX_MEMMAP,   /* above every target number */
+};
 
-/* A memfd of the partition's size with every page allocated now, so the partition never
- * waits for (or fails on) host memory later. */
+/* A memfd with every page allocated now, so no partition ever waits for (or fails on)
+ * host memory later. Returns the fd or -errno. */
+static int alloc_memfd(const char *what, const char *name, uint64_t size)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC), err;
+
+	if (fd >= 0 && !ftruncate(fd, (off_t)size) && !fallocate(fd, 0, 0, (off_t)size))
+		return fd;
+	err = errno;
+	fprintf(stderr, "bulkhead run: %s '%s': cannot allocate %llu bytes of memory: %s\n", what,
+		name, (unsigned long long)size, strerror(err));
+	if (fd >= 0)
+		close(fd);
+	return -err;
+}
+
 int sup_alloc_partition(struct sup *s, struct sup_partition *p)
 {
-	p->mem_fd = memfd_create(p->cfg->name, MFD_CLOEXEC);
-	if (p->mem_fd < 0 || ftruncate(p->mem_fd, (off_t)p->cfg->memory) ||
-	    fallocate(p->mem_fd, 0, 0, (off_t)p->cfg->memory)) {
-		int err = errno;
-		fprintf(stderr, "bulkhead run: partition '%s': cannot allocate %llu bytes of memory: "
-			"%s\n", p->cfg->name, (unsigned long long)p->cfg->memory, strerror(err));
-		return -err;
+	p->mem_fd = alloc_memfd("partition", p->cfg->name, p->cfg->memory);
+	return p->mem_fd < 0 ? p->mem_fd : 0;
+}
+
+/* Shared regions and channels live as long as the system: a partition restart keeps
+ * its peers' data. */
+int sup_alloc_shared(struct sup *s)
+{
+	for (unsigned i = 0; i < s->sys->nregions; i++) {
+		s->region_fd[i] = alloc_memfd("shared region", s->sys->regions[i].name,
+					      s->sys->regions[i].size);
+		if (s->region_fd[i] < 0)
+			return s->region_fd[i];
+	}
+	for (unsigned i = 0; i < s->sys->nchannels; i++) {
+		s->channel_fd[i] = alloc_memfd("channel", s->sys->channels[i].name,
+					       s->sys->channels[i].size);
+		if (s->channel_fd[i] < 0)
+			return s->channel_fd[i];
 	}
 	return 0;
 }
@@ -58,8 +89,10 @@ static void format_cpus(const struct bh_cpuset *set, char *buf, size_t len)
 static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, int event_w)
 {
 	char id[16], memory[32], cpus[4096], event_fd[8], mem_fd[8];
-	const char *argv[24];
-	int n = 0, devnull;
+	char regions[BH_MAX_MEMMAP][BH_MAX_NAME + 64];
+	const char *argv[24 + 2 * BH_MAX_MEMMAP];
+	int lifted[BH_MAX_MEMMAP];
+	int n = 0, devnull, mem;
 	sigset_t none;
 
 	/* The monitor must not outlive the supervisor, whatever happens to it. */
@@ -68,9 +101,25 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		_exit(127);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	devnull = open("/dev/null", O_RDONLY);
-	if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
-	    dup2(event_w, MON_EVENT_FD) < 0 || dup2(p->mem_fd, MON_MEM_FD) < 0)
+	/* Lift every descriptor to pass above the target numbers first, so that placing one
+	 * can never overwrite another that is still to be placed. */
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	console_w = fcntl(console_w, F_DUPFD_CLOEXEC, HIGH_FD);
+	event_w = fcntl(event_w, F_DUPFD_CLOEXEC, HIGH_FD);
+	mem = fcntl(p->mem_fd, F_DUPFD_CLOEXEC, HIGH_FD);
+	if (devnull < 0 || console_w < 0 || event_w < 0 || mem < 0)
+		_exit(127);
+	for (unsigned i = 0; i < p->cfg->nmemmap; i++) {
+		const struct bh_map_entry *e = &p->cfg->memmap[i];
+		if (e->kind == BH_MAP_RAM)
+			continue;
+		lifted[i] = fcntl(e->kind == BH_MAP_SHARED ? s->region_fd[e->object]
+							    : s->channel_fd[e->object], F_DUPFD_CLOEXEC, HIGH_FD);
+		if (lifted[i] < 0)
+			_exit(127);
+	}
+	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
+	    dup2(event_w, MON_EVENT_FD) < 0 || dup2(mem, MON_MEM_FD) < 0)
 		_exit(127);
 
 	snprintf(id, sizeof(id), "%u", p->id);
@@ -99,6 +148,19 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 	if (p->cfg->cmdline) {
 		argv[n++] = "--cmdline";
 		argv[n++] = p->cfg->cmdline;
+	}
+	for (unsigned i = 0, fd = MON_FIRST_REGION_FD; i < p->cfg->nmemmap; i++) {
+		const struct bh_map_entry *e = &p->cfg->memmap[i];
+
+		if (e->kind == BH_MAP_RAM)
+			continue;
+		if (dup2(lifted[i], (int)fd) < 0)
+			_exit(127);
+		snprintf(regions[i], sizeof(regions[i]), "%s,%s,0x%llx,%llu,%u,%s", e->name,
+			 bh_map_kind_names[e->kind], (unsigned long long)e->gpa,
+			 (unsigned long long)e->size, fd++, e->writable ? "rw" : "ro");
+		argv[n++] = "--region";
+		argv[n++] = regions[i];
 	}
 	argv[n] = NULL;
 	execv(s->self, (char *const *)argv);

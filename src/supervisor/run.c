@@ -137,6 +137,8 @@ static int setup(struct sup *s)
 	for (unsigned i = 0; i < s->nparts; i++)
 		if (sup_alloc_partition(s, &s->parts[i]))
 			return -ENOMEM;
+	if (sup_alloc_shared(s))
+		return -ENOMEM;
 	return 0;
 }
 
@@ -206,6 +208,12 @@ static void release(struct sup *s)
 		if (p->log_fd >= 0)
 			close(p->log_fd);
 	}
+	for (unsigned i = 0; i < s->sys->nregions; i++)
+		if (s->region_fd[i] >= 0)
+			close(s->region_fd[i]);
+	for (unsigned i = 0; i < s->sys->nchannels; i++)
+		if (s->channel_fd[i] >= 0)
+			close(s->channel_fd[i]);
 	if (s->events_fd >= 0)
 		close(s->events_fd);
 	if (s->epfd >= 0)
@@ -291,6 +299,8 @@ int sup_cmd_run(int argc, char **argv)
 		return 2;
 	}
 	s->epfd = s->sigfd = s->events_fd = -1;
+	memset(s->region_fd, -1, sizeof(s->region_fd));
+	memset(s->channel_fd, -1, sizeof(s->channel_fd));
 	s->nparts = s->sys->npartitions;
 	for (unsigned i = 0; i < s->nparts; i++) {
 		s->parts[i] = (struct sup_partition){ .cfg = &s->sys->partitions[i], .id = i,

@@ -45,6 +45,8 @@ struct sup_partition {
 
 struct sup {
 	struct bh_system *sys;
+	int region_fd[BH_MAX_REGIONS];    /* shared regions, indexed like sys->regions */
+	int channel_fd[BH_MAX_CHANNELS];  /* channel memory, indexed like sys->channels */
 	struct sup_partition parts[BH_MAX_PARTITIONS];
 	unsigned nparts;
 	int epfd, sigfd, events_fd;
@@ -64,6 +66,7 @@ int sup_open_logs(struct sup *s);
 
 /* partition.c */
 int sup_alloc_partition(struct sup *s, struct sup_partition *p);
+int sup_alloc_shared(struct sup *s);
 int sup_start_partition(struct sup *s, struct sup_partition *p);
 void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus);
 void sup_drain(struct sup *s, struct sup_partition *p);

@@ -47,10 +47,13 @@ static const uint64_t x86_gdt[] = {
 };
 
 /* GiBs mapped: all of 0..4 GiB (RAM, then the MMIO hole, so a stray access exits to
- * the monitor rather than page-faulting), then as many as high RAM needs. */
+ * the monitor rather than page-faulting), then as many as high RAM and regions need. */
 static unsigned x86_mapped_gibs(const struct mon *m)
 {
-	return 4 + (m->high_size + GIB - 1) / GIB;
+	uint64_t ram = 4 + (m->high_size + GIB - 1) / GIB;
+	uint64_t regions = (mon_regions_end(m) + GIB - 1) / GIB;
+
+	return (unsigned)(ram > regions ? ram : regions);
 }
 
 static int x86_page_tables(struct mon *m)

@@ -215,3 +215,44 @@ def test_help_is_true(bulkhead):
     assert "usage: bulkhead run" in r.stdout and "events.jsonl" in r.stdout
     r = subprocess.run([bulkhead, "run"], capture_output=True, text=True)
     assert r.returncode == 2
+
+
+REGIONS = """shared_regions:
+  - {name: board, size: 64K, peers: [writer, reader]}
+channels:
+  - {name: speed, type: sampling, max_message: 64, refresh: 10ms,
+     source: {partition: writer, port: OUT}, destinations: [{partition: reader, port: IN}]}
+"""
+
+
+def test_shared_region_reaches_its_peers(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "shmem")
+    path = write_system(tmp_path, [("writer", img, "put board 0x5eed", 0, ""),
+                                   ("reader", img, "get board 0x5eed", 1, "")], extra=REGIONS)
+    r = run(bulkhead, path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "reader   | shmem: got 0x5eed from 'board'" in r.stdout
+
+
+def test_regions_are_listed_in_boot_information(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "hello")
+    path = write_system(tmp_path, [("writer", img, "", 0, ""), ("reader", img, "", 1, "")],
+                        extra=REGIONS)
+    r = run(bulkhead, path)
+    assert r.returncode == 0, r.stderr
+    assert "writer   | hello: region 'board' at 0x100000000, 64 KiB" in r.stdout
+    assert "writer   | hello: region 'speed' at 0x100200000, 4 KiB" in r.stdout
+    assert "reader   | hello: region 'speed' at 0x100200000, 4 KiB (read-only)" in r.stdout
+
+
+def test_write_to_read_only_channel_is_a_violation(bulkhead, inmates, tmp_path):
+    img = private_image(tmp_path, inmates, "shmem")
+    path = write_system(tmp_path, [("writer", img, "poke speed", 0, ""),
+                                   ("reader", img, "poke speed", 1, "")], extra=REGIONS)
+    r = run(bulkhead, path)
+    assert r.returncode == 1
+    assert "writer   | shmem: the write into 'speed' was allowed" in r.stdout
+    faults = [e for e in events(tmp_path) if e["event"] == "fault"]
+    assert [(f["partition"], f["access"], f["address"], f["direction"]) for f in faults] == \
+        [("reader", "mmio", "0x100200000", "write")]
+
