@@ -186,6 +186,10 @@ int sup_start_partition(struct sup *s, struct sup_partition *p)
 		return -errno;
 	if (p->pid == 0)
 		exec_monitor(s, p, console[1], events[1]);
+	/* Outside its slot a partition is held before its monitor even starts. Sent from
+	 * here, the stop is ordered before any SIGCONT a later slot boundary sends. */
+	if (!sup_sched_may_run(s, p))
+		kill(p->pid, SIGSTOP);
 	close(console[1]);
 	close(events[1]);
 	p->console_fd = console[0];

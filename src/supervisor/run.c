@@ -79,9 +79,12 @@ static void on_signal(struct sup *s)
 			sup_event(s, "system_stop", NULL, "\"signal\":\"%s\"",
 				  sigabbrev_np((int)si.ssi_signo));
 		}
+		/* A monitor held by the cyclic plan must run to see its SIGTERM. */
 		for (unsigned i = 0; i < s->nparts; i++)
-			if (s->parts[i].pid > 0)
+			if (s->parts[i].pid > 0) {
 				kill(s->parts[i].pid, SIGTERM);
+				kill(s->parts[i].pid, SIGCONT);
+			}
 	}
 	reap(s);
 }
@@ -129,7 +132,7 @@ static int setup(struct sup *s)
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->sigfd < 0 || s->epfd < 0)
 		return -errno;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = UINT64_MAX };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SUP_TAG_SIGNAL };
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev))
 		return -errno;
 	if (sup_open_logs(s))
@@ -174,8 +177,10 @@ static void loop(struct sup *s)
 		}
 		n = epoll_wait(s->epfd, evs, 16, timeout);
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.u64 == UINT64_MAX)
+			if (evs[i].data.u64 == SUP_TAG_SIGNAL)
 				on_signal(s);
+			else if (evs[i].data.u64 == SUP_TAG_SCHED)
+				sup_sched_tick(s);
 			else
 				on_pipe(s, evs[i].data.u64);
 		}
@@ -260,10 +265,6 @@ static bool supported(const struct bh_system *sys)
 			ok = false;
 		}
 	}
-	if (sys->scheduling == BH_SCHED_CYCLIC) {
-		fprintf(stderr, "bulkhead run: cyclic scheduling is not supported yet\n");
-		ok = false;
-	}
 	return ok;
 }
 
@@ -298,7 +299,7 @@ int sup_cmd_run(int argc, char **argv)
 		free(s);
 		return 2;
 	}
-	s->epfd = s->sigfd = s->events_fd = -1;
+	s->epfd = s->sigfd = s->events_fd = s->sched.tfd = -1;
 	memset(s->region_fd, -1, sizeof(s->region_fd));
 	memset(s->channel_fd, -1, sizeof(s->channel_fd));
 	s->nparts = s->sys->npartitions;
@@ -316,6 +317,13 @@ int sup_cmd_run(int argc, char **argv)
 	}
 	sup_event(s, "system_start", NULL, "\"system\":\"%s\",\"partitions\":%u", s->sys->name,
 		  s->nparts);
+	if (s->sys->scheduling == BH_SCHED_CYCLIC && (rc = sup_sched_start(s))) {
+		fprintf(stderr, "bulkhead run: cannot start the cyclic plan: %s\n", strerror(-rc));
+		release(s);
+		cfg_free(s->sys);
+		free(s);
+		return 2;
+	}
 	for (unsigned i = 0; i < s->nparts; i++) {
 		rc = sup_start_partition(s, &s->parts[i]);
 		if (rc)
@@ -323,6 +331,7 @@ int sup_cmd_run(int argc, char **argv)
 				s->parts[i].cfg->name, strerror(-rc));
 	}
 	loop(s);
+	sup_sched_stop(s);
 	rc = summarise(s);
 	release(s);
 	cfg_free(s->sys);

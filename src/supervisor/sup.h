@@ -7,6 +7,7 @@
 #define BH_SUP_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 #include <time.h>
@@ -43,6 +44,19 @@ struct sup_partition {
 	bool ok;                    /* stopped with status 0 */
 };
 
+/* epoll tags beyond the per-partition pipes (which use (index << 1) | pipe). */
+#define SUP_TAG_SIGNAL UINT64_MAX
+#define SUP_TAG_SCHED  (UINT64_MAX - 1)
+
+/* The cyclic executive's state (schedule.c). */
+struct sup_sched {
+	int tfd;                    /* timerfd for slot boundaries */
+	int active;                 /* partition allowed to run now, -1 in a gap */
+	uint64_t epoch_ns;          /* start of the first major frame */
+	uint64_t due_ns;            /* when the timer was due */
+	uint64_t switches, late_max_ns, late_sum_ns;
+};
+
 struct sup {
 	struct bh_system *sys;
 	int region_fd[BH_MAX_REGIONS];    /* shared regions, indexed like sys->regions */
@@ -54,6 +68,7 @@ struct sup {
 	char self[4096];            /* this binary, to start monitors */
 	bool quiet;                 /* do not echo consoles */
 	int stop_signal;            /* SIGINT/SIGTERM received, 0 otherwise */
+	struct sup_sched sched;
 };
 
 /* output.c */
@@ -71,5 +86,11 @@ int sup_start_partition(struct sup *s, struct sup_partition *p);
 void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus);
 void sup_drain(struct sup *s, struct sup_partition *p);
 void sup_event_bytes(struct sup *s, struct sup_partition *p, const char *buf, size_t n);
+
+/* schedule.c */
+int sup_sched_start(struct sup *s);
+void sup_sched_tick(struct sup *s);
+bool sup_sched_may_run(const struct sup *s, const struct sup_partition *p);
+void sup_sched_stop(struct sup *s);
 
 #endif
