@@ -48,12 +48,17 @@ static void mon_usage(FILE *out)
 		"                    map memfd FD (a shared region or channel; KIND is shared,\n"
 		"                    sampling or queuing) at guest-physical GPA; ro makes guest\n"
 		"                    writes isolation violations. Up to %d; listed in bootinfo\n"
+		"  --on-violation stop|ignore\n"
+		"                    stop (default): an access to an unassigned port or address\n"
+		"                    stops the partition; ignore: it is reported (the first %d\n"
+		"                    times), reads return all-ones, writes are dropped\n"
 		"  --help            show this help\n"
 		"\n"
 		"exit status: 0 the guest exited through the system-control device (its status\n"
 		"is in the exit event), 1 the partition faulted, 2 set-up error, 3 the guest\n"
 		"asked for a reset.\n",
-		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30, BH_BOOTINFO_REGIONS);
+		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30, BH_BOOTINFO_REGIONS,
+		VCPU_IGNORED_REPORTS);
 }
 
 /* "bulkhead monitor: <partition>: message" on stderr and, once the event fd is known,
@@ -183,7 +188,7 @@ static const char *mon_default_name(const char *image, char *buf, size_t size)
 }
 
 enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
-       OPT_EVENT_FD, OPT_REGION, OPT_HELP };
+       OPT_EVENT_FD, OPT_REGION, OPT_ON_VIOLATION, OPT_HELP };
 
 static const struct option mon_longopts[] = {
 	{ "name",     required_argument, NULL, OPT_NAME },
@@ -195,6 +200,7 @@ static const struct option mon_longopts[] = {
 	{ "cmdline",  required_argument, NULL, OPT_CMDLINE },
 	{ "event-fd", required_argument, NULL, OPT_EVENT_FD },
 	{ "region",   required_argument, NULL, OPT_REGION },
+	{ "on-violation", required_argument, NULL, OPT_ON_VIOLATION },
 	{ "help",     no_argument,       NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -253,6 +259,13 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 				return mon_fail(NULL, "--region: not NAME,KIND,GPA,SIZE,FD,rw|ro: '%s'",
 						optarg);
 			o->nregions++;
+			break;
+		case OPT_ON_VIOLATION:
+			if (!strcmp(optarg, "ignore"))
+				o->ignore_violations = true;
+			else if (strcmp(optarg, "stop"))
+				return mon_fail(NULL, "--on-violation: 'stop' or 'ignore', not '%s'",
+						optarg);
 			break;
 		case OPT_HELP:
 			mon_usage(stdout);

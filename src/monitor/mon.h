@@ -35,6 +35,7 @@ enum { MON_EXIT_OK = 0, MON_EXIT_FAULT = 1, MON_EXIT_SETUP = 2, MON_EXIT_RESET =
 #define MON_TSS_ADDR          0xFEFFD000UL
 
 #define MON_MEM_MAX           (63ULL << 30)  /* 64 page directories, minus the hole */
+#define VCPU_IGNORED_REPORTS  16     /* ignored violations reported as events */
 #define MON_NAME_JSON_MAX     (BH_NAME_MAX * 6 + 3)
 
 /* A shared region or channel given with --region (regions.c). */
@@ -58,6 +59,7 @@ struct mon_options {
 	int         event_fd;
 	struct mon_region regions[BH_BOOTINFO_REGIONS];
 	unsigned    nregions;
+	bool        ignore_violations;   /* --on-violation ignore */
 };
 
 struct mon {
@@ -92,6 +94,7 @@ struct mon {
 	/* run state (vcpu.c) */
 	enum mon_stop stop;
 	uint32_t  exit_status;
+	uint64_t  ignored_violations;
 	int       event_fd;
 };
 

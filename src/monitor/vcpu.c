@@ -32,11 +32,22 @@ static void vcpu_fault_msg(struct mon *m, const char *what, uint64_t rip)
 	m->stop = MON_STOP_FAULT;
 }
 
-static void vcpu_violation(struct mon *m, const char *access, uint64_t addr, unsigned size,
-			   bool write, const uint8_t *data)
+/* Reports an access to nothing the partition was given. Returns true when the
+ * partition stops; with --on-violation ignore it goes on (reads see all-ones, writes
+ * vanish) and only the first VCPU_IGNORED_REPORTS are reported, so a guest cannot
+ * flood the event log. */
+static bool vcpu_violation(struct mon *m, const char *access, uint64_t addr, unsigned size,
+			   bool write, uint8_t *data)
 {
 	uint64_t rip = vcpu_rip(m);
 	char value[40] = "", msg[128];
+
+	if (m->opt->ignore_violations) {
+		if (!write && data)
+			memset(data, 0xff, size);
+		if (++m->ignored_violations > VCPU_IGNORED_REPORTS)
+			return false;
+	}
 
 	if (write && data) {
 		uint64_t val = 0;
@@ -45,11 +56,15 @@ static void vcpu_violation(struct mon *m, const char *access, uint64_t addr, uns
 		snprintf(value, sizeof(value), ",\"value\":\"0x%" PRIx64 "\"", val);
 	}
 	ev_emit(m, "fault", "\"kind\":\"violation\",\"access\":\"%s\",\"address\":\"0x%" PRIx64
-		"\",\"size\":%u,\"direction\":\"%s\"%s,\"rip\":\"0x%" PRIx64 "\"",
-		access, addr, size, write ? "write" : "read", value, rip);
+		"\",\"size\":%u,\"direction\":\"%s\"%s,\"rip\":\"0x%" PRIx64 "\",\"action\":\"%s\"",
+		access, addr, size, write ? "write" : "read", value, rip,
+		m->opt->ignore_violations ? "ignored" : "stop");
+	if (m->opt->ignore_violations)
+		return false;
 	snprintf(msg, sizeof(msg), "isolation violation: %s %s of %u byte(s) at 0x%" PRIx64,
 		 access, write ? "write" : "read", size, addr);
 	vcpu_fault_msg(m, msg, rip);
+	return true;
 }
 
 /* Port I/O, including `rep ins/outs` (count > 1): each element is dispatched; the
@@ -64,14 +79,13 @@ static void vcpu_pio(struct mon *m)
 
 	if (run->io.data_offset > m->run_size || span > m->run_size - run->io.data_offset) {
 		vcpu_violation(m, "port", run->io.port, size, write, NULL);
+		m->stop = MON_STOP_FAULT;       /* KVM handed us nonsense: never go on */
 		return;
 	}
-	for (uint32_t i = 0; i < run->io.count; i++, data += size) {
-		if (io_dispatch(&m->io.port, run->io.port, data, size, write)) {
-			vcpu_violation(m, "port", run->io.port, size, write, data);
+	for (uint32_t i = 0; i < run->io.count; i++, data += size)
+		if (io_dispatch(&m->io.port, run->io.port, data, size, write) &&
+		    vcpu_violation(m, "port", run->io.port, size, write, data))
 			return;
-		}
-	}
 }
 
 static void vcpu_mmio(struct mon *m)
@@ -80,8 +94,12 @@ static void vcpu_mmio(struct mon *m)
 	unsigned size = run->mmio.len;
 	bool write = run->mmio.is_write;
 
-	if (size > sizeof(run->mmio.data) ||
-	    io_dispatch(&m->io.mmio, run->mmio.phys_addr, run->mmio.data, size, write))
+	if (size > sizeof(run->mmio.data)) {
+		vcpu_violation(m, "mmio", run->mmio.phys_addr, size, write, NULL);
+		m->stop = MON_STOP_FAULT;
+		return;
+	}
+	if (io_dispatch(&m->io.mmio, run->mmio.phys_addr, run->mmio.data, size, write))
 		vcpu_violation(m, "mmio", run->mmio.phys_addr, size, write, run->mmio.data);
 }
 

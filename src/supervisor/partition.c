@@ -149,6 +149,10 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		argv[n++] = "--cmdline";
 		argv[n++] = p->cfg->cmdline;
 	}
+	if (p->cfg->health.on_fault == BH_FAULT_IGNORE) {
+		argv[n++] = "--on-violation";
+		argv[n++] = "ignore";
+	}
 	for (unsigned i = 0, fd = MON_FIRST_REGION_FD; i < p->cfg->nmemmap; i++) {
 		const struct bh_map_entry *e = &p->cfg->memmap[i];
 

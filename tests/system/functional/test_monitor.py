@@ -482,3 +482,34 @@ def test_supervisor_memfd(bulkhead, inmates):
         assert "--mem-fd" in bad.err and "exactly 16777216 bytes" in bad.err
     finally:
         os.close(fd)
+
+
+IGNORE_GUEST = r"""
+	.code64
+	.section .text.entry
+	.globl _start
+_start:	mov $100, %ecx                     /* 100 reads of an unassigned port */
+	xor %ebx, %ebx                     /* reads that did not see all-ones */
+	mov $0x300, %dx
+1:	in %dx, %al
+	cmp $0xff, %al
+	je 2f
+	inc %ebx
+2:	out %al, %dx                       /* and 100 writes */
+	dec %ecx
+	jnz 1b
+	mov %ebx, %eax
+	mov $0x600, %dx
+	out %eax, %dx                      /* exit status: the reads that were wrong */
+	hlt
+"""
+
+
+def test_ignored_violations_read_all_ones_and_are_reported_16_times(bulkhead, tmp_path):
+    elf = build_guest(tmp_path, "ignore", IGNORE_GUEST, lang="asm")
+    r = monitor(bulkhead, elf, "--on-violation", "ignore", memory="2M")
+    assert r.rc == 0
+    violations = [e for e in r.events if e["event"] == "fault"]
+    assert len(violations) == 16
+    assert all(v["action"] == "ignored" and v["address"] == "0x300" for v in violations)
+    assert r.last()["event"] == "exit" and r.last()["status"] == 0

@@ -130,14 +130,27 @@ def test_reset_request_restarts_within_budget(bulkhead, inmates, tmp_path):
         ["reset requested"]
 
 
-def test_ignore_leaves_others_running(bulkhead, inmates, tmp_path):
+def test_ignore_lets_the_partition_go_on(bulkhead, inmates, tmp_path):
+    """on_fault: ignore reports the violation and the partition continues (the faults
+    inmate then says it survived, exiting 1); its neighbour is untouched."""
     faults = private_image(tmp_path, inmates, "faults")
     hello = private_image(tmp_path, inmates, "hello")
     path = write_system(tmp_path, [("bad", faults, "port", 0, "health: {on_fault: ignore}"),
                                    ("good", hello, "", 1, "")])
     r = run(bulkhead, path)
     assert r.returncode == 1
-    assert "on_fault: ignore" in r.stderr
+    assert "bad      | faults: still running after the port write" in r.stdout
+    assert "exited with status 1" in r.stderr
+    f = [e for e in events(tmp_path) if e["event"] == "fault"]
+    assert len(f) == 1 and f[0]["action"] == "ignored" and f[0]["address"] == "0x300"
+    assert [e["event"] for e in events(tmp_path)].count("partition_restart") == 0
+
+
+def test_on_violation_option_is_checked(bulkhead, inmates):
+    bad = subprocess.run([bulkhead, "monitor", "--image", str(inmates / "hello.elf"),
+                          "--memory", "4M", "--on-violation", "sometimes"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--on-violation" in bad.stderr
 
 
 def test_invalid_file_starts_nothing(bulkhead, tmp_path):
