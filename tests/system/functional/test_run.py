@@ -327,3 +327,23 @@ partitions:
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert monitors_of(tmp_path) == []
+
+
+@pytest.mark.parametrize("example,status,expect", [
+    ("demo", 0, ["logger   | shmem: got 0x2a from 'telemetry'"]),
+    ("hello", 0, ["alpha    | hello: goodbye", "beta     | hello: goodbye"]),
+    ("isolation", 1, ["worker   | inmate-test: 7 checks, 0 failures"]),
+    ("cyclic", 0, ["logger   | hello: goodbye"]),
+])
+def test_every_runnable_example_boots(bulkhead, inmates, example, status, expect):
+    r = run(bulkhead, ROOT / "examples" / f"{example}.yaml")
+    assert r.returncode == status, r.stdout + r.stderr
+    for line in expect:
+        assert line in r.stdout
+
+
+def test_example_needing_io_servers_is_refused_not_half_run(bulkhead, inmates):
+    r = run(bulkhead, ROOT / "examples" / "servers.yaml")
+    assert r.returncode == 2
+    assert "devices need I/O servers, which are not supported yet" in r.stderr
+    assert r.stdout == ""
