@@ -42,11 +42,16 @@ bench: all
 	@mkdir -p $(BUILD)/bench
 	@scripts/bench.sh $(BUILD)
 
-fuzz: | deps
-	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null 2>&1 || true
-	ninja -C build-fuzz tests/fuzz/fuzz_config
+build-fuzz/build.ninja: | deps
+	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+
+# Fuzzes the system-file loader for FUZZ_SECONDS (default 60).
+# New interesting inputs go to build/fuzz-*; the committed seeds stay untouched.
+fuzz: build-fuzz/build.ninja
+	ninja -C build-fuzz
+	mkdir -p build/fuzz-config
 	build-fuzz/tests/fuzz/fuzz_config -max_total_time=$${FUZZ_SECONDS:-60} -max_len=4096 \
-		-dict=tests/fuzz/yaml.dict build/fuzz-corpus tests/fuzz/corpus
+		-dict=tests/fuzz/yaml.dict build/fuzz-config tests/fuzz/corpus
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

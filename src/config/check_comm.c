@@ -13,61 +13,67 @@ static void check_region(const struct bh_region *r, struct diag *d)
 	unsigned distinct = 0;
 	char a[24];
 
-	if (r->size_at.line && (r->size == 0 || r->size % 4096))
+	if (cfg_valid_at(d, r->size_at) && (r->size == 0 || r->size % 4096))
 		diag_error(d, r->size_at, "shared region '%s': size %s is not a positive multiple of "
-			   "4K", r->name, units_format_size(r->size, a));
+			   "4K", cfg_name(r->name), units_format_size(r->size, a));
 	for (unsigned i = 0; i < r->npeers; i++) {
 		bool dup = false;
 		for (unsigned j = 0; j < i && !dup; j++)
 			dup = !strcmp(r->peers[i].name, r->peers[j].name);
 		if (dup)
 			diag_warning(d, r->peers[i].at, "shared region '%s' lists peer '%s' twice",
-				     r->name, r->peers[i].name);
+				     cfg_name(r->name), r->peers[i].name);
 		else
 			distinct++;
 	}
 	if (r->peers_at.line && distinct < 2)
 		diag_error(d, r->peers_at, "shared region '%s' has %u distinct peer%s; it needs at "
-			   "least two", r->name, distinct, distinct == 1 ? "" : "s");
+			   "least two", cfg_name(r->name), distinct, distinct == 1 ? "" : "s");
 }
 
 static void check_channel(struct bh_channel *ch, struct diag *d)
 {
 	char a[24];
 
-	if (ch->max_message_at.line && (ch->max_message == 0 || ch->max_message > BH_MAX_MESSAGE))
+	if (cfg_valid_at(d, ch->max_message_at) &&
+	    (ch->max_message == 0 || ch->max_message > BH_MAX_MESSAGE))
 		diag_error(d, ch->max_message_at, "channel '%s': max_message %s must be between 1 "
-			   "and 1M", ch->name, units_format_size(ch->max_message, a));
+			   "and 1M", cfg_name(ch->name), units_format_size(ch->max_message, a));
 	if (ch->dests_at.line && ch->ndests == 0)
-		diag_error(d, ch->dests_at, "channel '%s' has no destination", ch->name);
+		diag_error(d, ch->dests_at, "channel '%s' has no destination", cfg_name(ch->name));
 	for (unsigned i = 0; i < ch->ndests; i++)
 		if (ch->source.partition.name && ch->dests[i].partition.name &&
 		    !strcmp(ch->source.partition.name, ch->dests[i].partition.name))
 			diag_error(d, ch->dests[i].partition.at, "channel '%s' connects partition '%s' "
-				   "to itself", ch->name, ch->source.partition.name);
+				   "to itself", cfg_name(ch->name), ch->source.partition.name);
+	if (!cfg_valid_at(d, ch->type_at))
+		return;         /* type missing or refused: its rules would only mislead */
 	if (ch->type == BH_CHAN_QUEUING) {
 		if (ch->ndests > 1)
 			diag_error(d, ch->dests_at, "queuing channel '%s' has %u destinations; a "
-				   "queuing channel has exactly one", ch->name, ch->ndests);
+				   "queuing channel has exactly one", cfg_name(ch->name), ch->ndests);
 		if (!ch->depth_at.line)
-			diag_error(d, ch->at, "queuing channel '%s' needs a 'depth'", ch->name);
-		else if (ch->depth < 1 || ch->depth > BH_MAX_DEPTH)
+			diag_error(d, ch->at, "queuing channel '%s' needs a 'depth'", cfg_name(ch->name));
+		else if (cfg_valid_at(d, ch->depth_at) && (ch->depth < 1 || ch->depth > BH_MAX_DEPTH))
 			diag_error(d, ch->depth_at, "queuing channel '%s': depth %u must be between 1 "
-				   "and %d", ch->name, ch->depth, BH_MAX_DEPTH);
+				   "and %d", cfg_name(ch->name), ch->depth, BH_MAX_DEPTH);
 		if (ch->refresh_at.line)
 			diag_error(d, ch->refresh_at, "'refresh' applies to sampling channels; '%s' is "
-				   "queuing", ch->name);
-		ch->size = BH_QUEUING_SIZE(ch->max_message, ch->depth);
+				   "queuing", cfg_name(ch->name));
+		if (ch->max_message <= BH_MAX_MESSAGE && ch->depth <= BH_MAX_DEPTH)
+			ch->size = BH_QUEUING_SIZE(ch->max_message, ch->depth);
 	} else {
 		if (!ch->refresh_at.line)
-			diag_error(d, ch->at, "sampling channel '%s' needs a 'refresh' period", ch->name);
-		else if (ch->refresh_ns == 0)
+			diag_error(d, ch->at, "sampling channel '%s' needs a 'refresh' period",
+				   cfg_name(ch->name));
+		else if (cfg_valid_at(d, ch->refresh_at) && ch->refresh_ns == 0)
 			diag_error(d, ch->refresh_at, "sampling channel '%s': refresh must be longer "
-				   "than 0", ch->name);
+				   "than 0", cfg_name(ch->name));
 		if (ch->depth_at.line)
 			diag_error(d, ch->depth_at, "'depth' applies to queuing channels; '%s' is "
-				   "sampling", ch->name);
-		ch->size = BH_SAMPLING_SIZE(ch->max_message);
+				   "sampling", cfg_name(ch->name));
+		if (ch->max_message <= BH_MAX_MESSAGE)
+			ch->size = BH_SAMPLING_SIZE(ch->max_message);
 	}
 }
 

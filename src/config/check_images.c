@@ -92,7 +92,7 @@ static void check_partition(const struct bh_partition *p, struct diag *d)
 	if (p->cmdline && strlen(p->cmdline) >= BH_CMDLINE_MAX)
 		diag_error(d, p->cmdline_at, "partition '%s': cmdline is longer than %d characters",
 			   p->name, BH_CMDLINE_MAX - 1);
-	if (p->health.watchdog_at.line && p->health.watchdog_ns < 1000000)
+	if (cfg_valid_at(d, p->health.watchdog_at) && p->health.watchdog_ns < 1000000)
 		diag_error(d, p->health.watchdog_at, "partition '%s': watchdog period must be at "
 			   "least 1ms", p->name);
 	if (p->health.max_restarts_at.line && p->health.on_fault != BH_FAULT_RESTART)

@@ -43,10 +43,10 @@ static void check_disk(const struct bh_ioserver *srv, const struct bh_disk *disk
 			   disk->file);
 		return;
 	}
-	if (disk->size_at.line && (disk->size == 0 || disk->size % BH_SECTOR))
+	if (cfg_valid_at(d, disk->size_at) && (disk->size == 0 || disk->size % BH_SECTOR))
 		diag_error(d, disk->size_at, "disk '%s': size %s is not a positive multiple of 512 "
 			   "bytes", disk->name, units_format_size(disk->size, a));
-	if (disk->exists && disk->size_at.line && !disk->create &&
+	if (disk->exists && cfg_valid_at(d, disk->size_at) && !disk->create &&
 	    stat(disk->file, &st) == 0 && (uint64_t)st.st_size < disk->size)
 		diag_error(d, disk->size_at, "disk '%s': file '%s' holds %llu bytes, less than its "
 			   "size %s (add 'create: true' to extend it)", disk->name, disk->file,
@@ -58,24 +58,27 @@ static void check_server(const struct bh_system *sys, unsigned si, struct diag *
 {
 	const struct bh_ioserver *srv = &sys->servers[si];
 
+	if (!cfg_valid_at(d, srv->class_at))
+		return;         /* class missing or refused: nothing to check it against */
 	if (srv->class != BH_CLASS_BLK && srv->disks_at.line)
 		diag_error(d, srv->disks_at, "'disks' applies to blk servers; '%s' is of class '%s'",
-			   srv->name, bh_class_names[srv->class]);
+			   cfg_name(srv->name), bh_class_names[srv->class]);
 	if (srv->class != BH_CLASS_NET && srv->uplink_at.line)
 		diag_error(d, srv->uplink_at, "'uplink' applies to net servers; '%s' is of class '%s'",
-			   srv->name, bh_class_names[srv->class]);
+			   cfg_name(srv->name), bh_class_names[srv->class]);
 	if (srv->uplink_tap && !valid_ifname(srv->uplink_tap))
 		diag_error(d, srv->uplink_at, "uplink tap name '%s' is not a valid interface name "
 			   "(1 to %d characters, no '/', ':' or spaces)", srv->uplink_tap, IFNAMSIZ - 1);
 	if (srv->standby)
 		diag_warning(d, srv->standby_at, "'standby' is not implemented yet; I/O server '%s' "
-			     "runs without a standby", srv->name);
+			     "runs without a standby", cfg_name(srv->name));
 	for (unsigned i = 0; i < srv->ndisks; i++)
 		for (unsigned j = 0; j < i; j++)
 			if (srv->disks[i].file && srv->disks[j].file &&
 			    !strcmp(srv->disks[i].file, srv->disks[j].file))
 				diag_error(d, srv->disks[i].file_at, "disk '%s' uses the file of disk "
-					   "'%s'", srv->disks[i].name, srv->disks[j].name);
+					   "'%s'", cfg_name(srv->disks[i].name),
+					   cfg_name(srv->disks[j].name));
 	if (srv->class == BH_CLASS_BLK)
 		for (unsigned i = 0; i < srv->ndisks; i++)
 			check_disk(srv, &srv->disks[i], d);
@@ -94,22 +97,27 @@ static void check_slice(const struct bh_system *sys, const struct bh_partition *
 	const struct bh_disk *disk = device_disk(sys, dev);
 	char a[24], b[24], c[24];
 
-	if (!disk)
+	/* A refused offset or size, or a disk found wrong (its size unknown), was reported
+	 * already: measuring the slice against it would only add noise. */
+	if (!disk || cfg_refused_at(d, dev->offset_at) || cfg_refused_at(d, dev->size_at) ||
+	    cfg_refused_at(d, disk->at) || cfg_refused_at(d, disk->file_at) ||
+	    cfg_refused_at(d, disk->size_at))
 		return;
 	if (dev->offset % BH_SECTOR)
 		diag_error(d, dev->offset_at, "blk device of partition '%s': offset %s is not a "
-			   "multiple of 512 bytes", p->name, units_format_size(dev->offset, a));
-	if (dev->size_at.line && (dev->size == 0 || dev->size % BH_SECTOR))
+			   "multiple of 512 bytes", cfg_name(p->name),
+			   units_format_size(dev->offset, a));
+	if (cfg_valid_at(d, dev->size_at) && (dev->size == 0 || dev->size % BH_SECTOR))
 		diag_error(d, dev->size_at, "blk device of partition '%s': size %s is not a positive "
-			   "multiple of 512 bytes", p->name, units_format_size(dev->size, a));
+			   "multiple of 512 bytes", cfg_name(p->name), units_format_size(dev->size, a));
 	if (dev->offset > disk->size || dev->size > disk->size - dev->offset)
 		diag_error(d, dev->offset_at.line ? dev->offset_at : dev->at,
 			   "blk device of partition '%s': slice %s + %s lies outside disk '%s' (%s)",
-			   p->name, units_format_size(dev->offset, a), units_format_size(dev->size, b),
-			   disk->name, units_format_size(disk->size, c));
+			   cfg_name(p->name), units_format_size(dev->offset, a),
+			   units_format_size(dev->size, b), disk->name, units_format_size(disk->size, c));
 	else if (!dev->size)
 		diag_error(d, dev->at, "blk device of partition '%s': the slice of disk '%s' is empty",
-			   p->name, disk->name);
+			   cfg_name(p->name), disk->name);
 }
 
 /* Two writable slices of one disk must not overlap; read-only sharing is allowed. */
@@ -131,8 +139,8 @@ static void check_slice_overlaps(const struct bh_system *sys, struct diag *d)
 					if (a->offset < b->offset + b->size && b->offset < a->offset + a->size)
 						diag_error(d, a->at, "writable slice of disk '%s' for partition "
 							   "'%s' overlaps the writable slice of partition '%s' "
-							   "(line %u)", device_disk(sys, a)->name, p->name, q->name,
-							   b->at.line);
+							   "(line %u)", device_disk(sys, a)->name, cfg_name(p->name),
+							   cfg_name(q->name), b->at.line);
 				}
 			}
 		}
@@ -144,31 +152,34 @@ static void check_net_device(const struct bh_system *sys, const struct bh_partit
 {
 	const struct bh_device *dev = &p->devices[di];
 	static const uint8_t zero[6];
+	bool mac_ok = !cfg_refused_at(d, dev->mac_at);
 	char a[24];
 
-	if (dev->mac_at.line && (dev->mac[0] & 1))
+	if (mac_ok && dev->mac_at.line && (dev->mac[0] & 1))
 		diag_error(d, dev->mac_at, "net device of partition '%s': MAC %02x:%02x:%02x:%02x:%02x:"
-			   "%02x is a multicast address", p->name, dev->mac[0], dev->mac[1], dev->mac[2],
-			   dev->mac[3], dev->mac[4], dev->mac[5]);
-	else if (dev->mac_at.line && !memcmp(dev->mac, zero, 6))
+			   "%02x is a multicast address", cfg_name(p->name), dev->mac[0], dev->mac[1],
+			   dev->mac[2], dev->mac[3], dev->mac[4], dev->mac[5]);
+	else if (mac_ok && dev->mac_at.line && !memcmp(dev->mac, zero, 6))
 		diag_error(d, dev->mac_at, "net device of partition '%s': MAC 00:00:00:00:00:00 is "
-			   "not a valid address", p->name);
-	if (dev->rate.bytes_per_sec_at.line && dev->rate.bytes_per_sec == 0)
+			   "not a valid address", cfg_name(p->name));
+	if (cfg_valid_at(d, dev->rate.bytes_per_sec_at) && dev->rate.bytes_per_sec == 0)
 		diag_error(d, dev->rate.bytes_per_sec_at, "net device of partition '%s': "
-			   "'bytes_per_sec' must be greater than 0", p->name);
-	if (dev->rate.burst_at.line && dev->rate.burst < BH_MIN_BURST)
+			   "'bytes_per_sec' must be greater than 0", cfg_name(p->name));
+	if (cfg_valid_at(d, dev->rate.burst_at) && dev->rate.burst < BH_MIN_BURST)
 		diag_error(d, dev->rate.burst_at, "net device of partition '%s': 'burst' %s cannot "
-			   "hold one Ethernet frame (1518 bytes)", p->name,
+			   "hold one Ethernet frame (1518 bytes)", cfg_name(p->name),
 			   units_format_size(dev->rate.burst, a));
 	/* Duplicates: compare with every earlier net device in the system. */
-	for (unsigned qi = 0; qi <= (unsigned)(p - sys->partitions); qi++) {
+	for (unsigned qi = 0; mac_ok && qi <= (unsigned)(p - sys->partitions); qi++) {
 		const struct bh_partition *q = &sys->partitions[qi];
 		for (unsigned ei = 0; ei < (q == p ? di : q->ndevices); ei++) {
 			const struct bh_device *o = &q->devices[ei];
-			if (o->type == BH_DEV_NET && !memcmp(o->mac, dev->mac, 6))
+			if (o->type == BH_DEV_NET && !cfg_refused_at(d, o->mac_at) &&
+			    !cfg_refused_at(d, o->type_at) && !memcmp(o->mac, dev->mac, 6))
 				diag_error(d, dev->mac_at.line ? dev->mac_at : dev->at,
 					   "net device of partition '%s' has the MAC of a net device of "
-					   "partition '%s' (line %u)", p->name, q->name, o->at.line);
+					   "partition '%s' (line %u)", cfg_name(p->name), cfg_name(q->name),
+					   o->at.line);
 		}
 	}
 }
@@ -203,6 +214,8 @@ void cfg_check_io(struct bh_system *sys, struct diag *d)
 	for (unsigned i = 0; i < sys->npartitions; i++) {
 		const struct bh_partition *p = &sys->partitions[i];
 		for (unsigned j = 0; j < p->ndevices; j++) {
+			if (!cfg_valid_at(d, p->devices[j].type_at))
+				continue;
 			if (p->devices[j].type == BH_DEV_BLK)
 				check_slice(sys, p, &p->devices[j], d);
 			else if (p->devices[j].type == BH_DEV_NET)

@@ -68,7 +68,7 @@ static void device_defaults(struct bh_system *sys, unsigned pi, unsigned di)
 
 void cfg_apply_defaults(struct bh_system *sys, const struct bh_host *host, struct diag *d)
 {
-	if (!sys->cpus_at.line) {
+	if (!sys->cpus_at.line || cfg_refused_at(d, sys->cpus_at)) {
 		sys->cpus = host->online;
 		sys->ncpus = host->ncpus;
 	}
@@ -97,5 +97,4 @@ void cfg_apply_defaults(struct bh_system *sys, const struct bh_host *host, struc
 		for (unsigned j = 0; j < p->ndevices; j++)
 			device_defaults(sys, i, j);
 	}
-	(void)d;
 }

@@ -66,6 +66,15 @@ void diag_warning(struct diag *d, struct bh_loc loc, const char *fmt, ...)
 	va_end(ap);
 }
 
+bool diag_has_error_at(const struct diag *d, struct bh_loc loc)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (d->items[i].severity == DIAG_ERROR && d->items[i].loc.line == loc.line &&
+		    d->items[i].loc.col == loc.col)
+			return true;
+	return false;
+}
+
 static int by_position(const void *a, const void *b)
 {
 	const struct diag_item *x = a, *y = b;
@@ -78,7 +87,8 @@ static int by_position(const void *a, const void *b)
 
 void diag_print(struct diag *d, FILE *out)
 {
-	qsort(d->items, d->n, sizeof(*d->items), by_position);
+	if (d->n)               /* items is NULL when nothing was reported */
+		qsort(d->items, d->n, sizeof(*d->items), by_position);
 	for (size_t i = 0; i < d->n; i++) {
 		const struct diag_item *it = &d->items[i];
 		fprintf(out, "%s:%u:%u: %s: %s\n", d->file, it->loc.line ? it->loc.line : 1,

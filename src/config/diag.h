@@ -39,6 +39,8 @@ void diag_error(struct diag *d, struct bh_loc loc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void diag_warning(struct diag *d, struct bh_loc loc, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* True when an error was already reported at exactly loc (a value the schema refused). */
+bool diag_has_error_at(const struct diag *d, struct bh_loc loc);
 /* Prints every item sorted by position (stable), one per line. */
 void diag_print(struct diag *d, FILE *out);
 

@@ -21,11 +21,17 @@ int cfg_read(const char *path, char **text, size_t *len)
 	size_t cap = YTREE_MAX_BYTES + 1, got = 0;
 	struct stat st;
 	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+	if (fstat(fd, &st)) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	if (!S_ISREG(st.st_mode)) {
 		close(fd);
 		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
@@ -89,9 +95,9 @@ struct bh_system *cfg_load_text(const char *path, const char *text, size_t len,
 	cfg_check_names(sys, d);
 	cfg_resolve(sys, d);
 	cfg_apply_defaults(sys, host, d);
+	cfg_check_comm(sys, d);         /* sizes the channels, which count as memory */
 	cfg_check_resources(sys, host, d);
 	cfg_check_io(sys, d);
-	cfg_check_comm(sys, d);
 	cfg_check_images(sys, d);
 	cfg_layout(sys, d);
 	return sys;

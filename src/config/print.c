@@ -123,9 +123,9 @@ static json_t *partition_json(const struct bh_system *sys, unsigned pi)
 	if (p->initrd)
 		json_object_set_new(o, "initrd", json_string(p->initrd));
 	json_object_set_new(o, "cmdline", json_string(p->cmdline ? p->cmdline : ""));
-	json_object_set_new(o, "health", json_pack("{s:s, s:i, s:I}",
+	json_object_set_new(o, "health", json_pack("{s:s, s:I, s:I}",
 		"on_fault", bh_on_fault_names[p->health.on_fault],
-		"max_restarts", (int)p->health.max_restarts,
+		"max_restarts", (json_int_t)p->health.max_restarts,
 		"watchdog_ns", (json_int_t)p->health.watchdog_ns));
 	for (unsigned i = 0; i < p->ndevices; i++)
 		json_array_append_new(devices, device_json(sys, &p->devices[i]));

@@ -82,7 +82,8 @@ static void resolve_device_server(struct bh_system *sys, struct diag *d, struct 
 	const struct bh_ioserver *srv;
 
 	if (!dev->server.name) {
-		diag_error(d, dev->at, "%s device of partition '%s' needs a 'server'", type, p->name);
+		diag_error(d, dev->at, "%s device of partition '%s' needs a 'server'", type,
+			   cfg_name(p->name));
 		return;
 	}
 	dev->server.idx = cfg_find_server(sys, dev->server.name);
@@ -92,9 +93,9 @@ static void resolve_device_server(struct bh_system *sys, struct diag *d, struct 
 		return;
 	}
 	srv = &sys->servers[dev->server.idx];
-	if ((int)srv->class != (int)dev->type) {
+	if (cfg_valid_at(d, srv->class_at) && (int)srv->class != (int)dev->type) {
 		diag_error(d, dev->server.at, "%s device cannot use I/O server '%s': it is of class "
-			   "'%s'", type, srv->name, bh_class_names[srv->class]);
+			   "'%s'", type, cfg_name(srv->name), bh_class_names[srv->class]);
 		dev->server.idx = -1;
 	}
 }
@@ -108,7 +109,7 @@ static void resolve_net_device(struct bh_system *sys, struct diag *d, struct bh_
 		diag_error(d, dev->server.at, "net devices name a 'network', not a 'server': the "
 			   "network's server serves them");
 	if (!dev->network.name) {
-		diag_error(d, dev->at, "net device of partition '%s' needs a 'network'", p->name);
+		diag_error(d, dev->at, "net device of partition '%s' needs a 'network'", cfg_name(p->name));
 		return;
 	}
 	dev->network.idx = find_network(sys, dev->network.name);
@@ -135,7 +136,7 @@ static void resolve_blk_disk(struct bh_system *sys, struct diag *d, struct bh_de
 	dev->disk.idx = find_disk(srv, dev->disk.name);
 	if (dev->disk.idx < 0)
 		diag_error(d, dev->disk.at, "blk device names disk '%s', which I/O server '%s' does "
-			   "not have", dev->disk.name, srv->name);
+			   "not have", dev->disk.name, cfg_name(srv->name));
 }
 
 /* Keys that only make sense for some device types are refused on the others. */
@@ -174,10 +175,11 @@ void cfg_resolve(struct bh_system *sys, struct diag *d)
 		net->server.idx = cfg_find_server(sys, net->server.name);
 		if (net->server.idx < 0) {
 			diag_error(d, net->server.at, "network '%s' names I/O server '%s', which is "
-				   "not defined", net->name, net->server.name);
-		} else if (sys->servers[net->server.idx].class != BH_CLASS_NET) {
+				   "not defined", cfg_name(net->name), net->server.name);
+		} else if (cfg_valid_at(d, sys->servers[net->server.idx].class_at) &&
+			   sys->servers[net->server.idx].class != BH_CLASS_NET) {
 			diag_error(d, net->server.at, "network '%s' needs a net I/O server; '%s' is of "
-				   "class '%s'", net->name, net->server.name,
+				   "class '%s'", cfg_name(net->name), net->server.name,
 				   bh_class_names[sys->servers[net->server.idx].class]);
 			net->server.idx = -1;
 		}
@@ -199,6 +201,8 @@ void cfg_resolve(struct bh_system *sys, struct diag *d)
 		for (unsigned j = 0; j < p->ndevices; j++) {
 			struct bh_device *dev = &p->devices[j];
 
+			if (!cfg_valid_at(d, dev->type_at))
+				continue;       /* type missing or refused: reported already */
 			check_device_keys(d, dev);
 			if (dev->type == BH_DEV_NET) {
 				resolve_net_device(sys, d, p, dev);

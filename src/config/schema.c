@@ -251,9 +251,17 @@ static void decode_list(struct schema_ctx *c, const struct field *f, const struc
 	*items = calloc(v->n ? v->n : 1, f->sub->size);
 	if (!*items)
 		abort();
-	for (size_t i = 0; i < v->n; i++)
-		schema_decode_map(c, f->sub, v->vals[i], (char *)*items + i * f->sub->size);
-	*count = (unsigned)v->n;
+	/* An entry that is not a mapping is reported and left out, so no later check
+	 * complains about the keys it lacks. */
+	for (size_t i = 0; i < v->n; i++) {
+		void *item = (char *)*items + (size_t)*count * f->sub->size;
+
+		schema_decode_map(c, f->sub, v->vals[i], item);
+		if (v->vals[i]->kind == YNODE_MAP)
+			(*count)++;
+		else
+			memset(item, 0, f->sub->size);  /* nothing was allocated in it */
+	}
 }
 
 static void decode_scalar_field(struct schema_ctx *c, const struct field *f,
@@ -293,7 +301,7 @@ static void decode_scalar_field(struct schema_ctx *c, const struct field *f,
 		if (!want_scalar(c, f, v, "a size like 64M"))
 			return;
 		rc = units_parse_size(v->scalar, &u);
-		if (rc == -ERANGE)
+		if (rc == -ERANGE || (!rc && u > INT64_MAX))    /* off_t and JSON are signed */
 			diag_error(c->d, v->loc, "'%s' value '%s' is too large", f->key, v->scalar);
 		else if (rc)
 			diag_error(c->d, v->loc, "'%s' must be a size like 4K, 64M or 1G (or bytes), "
@@ -305,7 +313,7 @@ static void decode_scalar_field(struct schema_ctx *c, const struct field *f,
 		if (!want_scalar(c, f, v, "a time like 10ms"))
 			return;
 		rc = units_parse_time(v->scalar, &u);
-		if (rc == -ERANGE)
+		if (rc == -ERANGE || (!rc && u > INT64_MAX))
 			diag_error(c->d, v->loc, "'%s' value '%s' is too large", f->key, v->scalar);
 		else if (rc)
 			diag_error(c->d, v->loc, "'%s' must be a time with a unit (ns, us, ms, s) like "

@@ -43,9 +43,22 @@ static void report_parser_error(struct builder *b)
 	yaml_parser_t *p = &b->parser;
 	const char *problem = p->problem ? p->problem : "malformed YAML";
 
-	if (p->error == YAML_READER_ERROR) {
+	if (p->error == YAML_READER_ERROR && strstr(problem, "control characters")) {
+		/* Valid UTF-8, but a character YAML does not allow (a raw NUL, say). */
 		diag_error(b->d, offset_loc(b->text, b->len, p->problem_offset),
-			   "not valid UTF-8 text: %s", problem);
+			   "character 0x%02x is not allowed in a system file: %s", p->problem_value,
+			   problem);
+	} else if (p->error == YAML_READER_ERROR) {
+		/* libyaml points past a sequence cut short; back up to its leading byte. */
+		size_t off = p->problem_offset < b->len ? p->problem_offset : b->len;
+		if (strstr(problem, "trailing")) {
+			while (off > 0 && ((unsigned char)b->text[off - 1] & 0xC0) == 0x80)
+				off--;
+			if (off > 0 && (unsigned char)b->text[off - 1] >= 0xC0)
+				off--;
+		}
+		diag_error(b->d, offset_loc(b->text, b->len, off), "not valid UTF-8 text: %s",
+			   problem);
 	} else if (p->error == YAML_MEMORY_ERROR) {
 		diag_error(b->d, (struct bh_loc){ 1, 1 }, "out of memory while parsing");
 	} else if (p->context) {
@@ -249,8 +262,9 @@ struct ynode *ytree_parse(const char *text, size_t len, struct diag *d)
 	struct ynode *root;
 
 	if (len > YTREE_MAX_BYTES) {
-		diag_error(d, (struct bh_loc){ 1, 1 }, "file is %zu bytes; system files are limited to %u",
-			   len, YTREE_MAX_BYTES);
+		/* cfg_read stops one byte past the limit, so len is not the file's size. */
+		diag_error(d, (struct bh_loc){ 1, 1 }, "file is larger than %u bytes, the limit for "
+			   "system files", YTREE_MAX_BYTES);
 		return NULL;
 	}
 	if (!yaml_parser_initialize(&b.parser))

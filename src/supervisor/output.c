@@ -129,75 +129,91 @@ void sup_event(struct sup *s, const char *event, const char *partition, const ch
 	write_event(s, obj);
 }
 
-void sup_relay_event_line(struct sup *s, struct sup_partition *p, const char *line)
+/* Remembers what a monitor's exit, reset, fault and error events say: the supervisor
+ * decides on the partition's fate from them when the monitor is reaped. */
+static void note_outcome(struct sup_partition *p, json_t *obj)
 {
-	json_t *obj = json_loads(line, 0, NULL);
-	const char *ev;
+	const char *ev = json_string_value(json_object_get(obj, "event"));
+	const char *action = json_string_value(json_object_get(obj, "action"));
 
-	if (!obj || !json_is_object(obj)) {
-		json_decref(obj);
-		obj = json_pack("{s:s, s:s, s:s}", "event", "monitor_garbage", "partition",
-				p->cfg->name, "text", line);
-		if (obj)
-			write_event(s, obj);
+	if (!ev)
 		return;
-	}
-	ev = json_string_value(json_object_get(obj, "event"));
-	if (ev && !strcmp(ev, "exit")) {
+	if (!strcmp(ev, "exit")) {
 		p->out.exited = true;
 		p->out.status = (unsigned)json_integer_value(json_object_get(obj, "status"));
-	} else if (ev && !strcmp(ev, "reset")) {
+	} else if (!strcmp(ev, "reset")) {
 		p->out.reset = true;
-	} else if (ev && !strcmp(ev, "fault")) {
+	} else if (!strcmp(ev, "fault") && !(action && !strcmp(action, "ignored"))) {
 		const char *kind = json_string_value(json_object_get(obj, "kind"));
 		const char *access = json_string_value(json_object_get(obj, "access"));
 		const char *addr = json_string_value(json_object_get(obj, "address"));
 		const char *dir = json_string_value(json_object_get(obj, "direction"));
+		json_int_t size = json_integer_value(json_object_get(obj, "size"));
 
 		p->out.fault = true;
 		if (kind && !strcmp(kind, "violation"))
 			snprintf(p->out.what, sizeof(p->out.what), "isolation violation: %s %s at %s, "
 				 "%d byte%s", access ? access : "?", dir ? dir : "access",
-				 addr ? addr : "?", (int)json_integer_value(json_object_get(obj, "size")),
-				 json_integer_value(json_object_get(obj, "size")) == 1 ? "" : "s");
+				 addr ? addr : "?", (int)size, size == 1 ? "" : "s");
 		else
 			snprintf(p->out.what, sizeof(p->out.what), "%s", kind ? kind : "fault");
-	} else if (ev && !strcmp(ev, "error")) {
+	} else if (!strcmp(ev, "error")) {
 		const char *msg = json_string_value(json_object_get(obj, "message"));
 		snprintf(p->out.what, sizeof(p->out.what), "%s", msg ? msg : "monitor error");
 	}
-	write_event(s, obj);
 }
 
-static void emit_line(struct sup *s, struct sup_partition *p, const char *text, size_t n)
+/* An event line from a monitor or server: parsed, time-stamped and logged. Anything
+ * that is not a JSON object is kept as text rather than dropped. */
+static json_t *parse_event(const char *line, const char *who_key, const char *who)
 {
-	if (s->quiet)
+	json_t *obj = json_loads(line, 0, NULL);
+
+	if (obj && json_is_object(obj))
+		return obj;
+	json_decref(obj);
+	return json_pack("{s:s, s:s, s:s}", "event", "garbage", who_key, who, "text", line);
+}
+
+void sup_monitor_event_line(void *ctx, const char *line, size_t len)
+{
+	struct sup_partition *p = ctx;
+	json_t *obj;
+
+	if (!len)
 		return;
-	/* One write per line, so lines of different partitions never interleave. */
-	char buf[sizeof(p->line) + BH_MAX_NAME + 8];
-	int len = snprintf(buf, sizeof(buf), "%-*s | %.*s\n", 8, p->cfg->name, (int)n, text);
+	obj = parse_event(line, "partition", p->cfg->name);
+	if (!obj)
+		return;
+	note_outcome(p, obj);
+	write_event(p->sup, obj);
+}
+
+void sup_server_event_line(void *ctx, const char *line, size_t len)
+{
+	struct sup_server *v = ctx;
+	json_t *obj;
+
+	if (!len)
+		return;
+	obj = parse_event(line, "server", v->cfg->name);
+	if (!obj)
+		return;
+	if (!json_object_get(obj, "server"))
+		json_object_set_new(obj, "server", json_string(v->cfg->name));
+	write_event(v->sup, obj);
+}
+
+/* One console line, from the UART or a virtio console: printed with the partition's
+ * name in front, in one write so that partitions' lines never interleave. */
+void sup_console_line(void *ctx, const char *text, size_t n)
+{
+	struct sup_partition *p = ctx;
+	char buf[sizeof(p->uart.buf) + BH_MAX_NAME + 8];
+	int len;
+
+	if (p->sup->quiet)
+		return;
+	len = snprintf(buf, sizeof(buf), "%-*s | %.*s\n", 8, p->cfg->name, (int)n, text);
 	write_all(STDOUT_FILENO, buf, (size_t)len < sizeof(buf) ? (size_t)len : sizeof(buf) - 1);
-}
-
-void sup_console_bytes(struct sup *s, struct sup_partition *p, const char *buf, size_t n)
-{
-	write_all(p->log_fd, buf, n);
-	for (size_t i = 0; i < n; i++) {
-		char c = buf[i];
-		if (c == '\n' || p->line_len == sizeof(p->line) - 1) {
-			emit_line(s, p, p->line, p->line_len);
-			p->line_len = 0;
-			if (c == '\n')
-				continue;
-		}
-		if (c != '\r')
-			p->line[p->line_len++] = c;
-	}
-}
-
-void sup_console_flush(struct sup *s, struct sup_partition *p)
-{
-	if (p->line_len)
-		emit_line(s, p, p->line, p->line_len);
-	p->line_len = 0;
 }

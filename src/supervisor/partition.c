@@ -89,9 +89,10 @@ static void format_cpus(const struct bh_cpuset *set, char *buf, size_t len)
 static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, int event_w)
 {
 	char id[16], memory[32], cpus[4096], event_fd[8], mem_fd[8];
-	char regions[BH_MAX_MEMMAP][BH_MAX_NAME + 64];
-	const char *argv[24 + 2 * BH_MAX_MEMMAP];
-	int lifted[BH_MAX_MEMMAP];
+	char regions[BH_MAX_MEMMAP][BH_MAX_NAME + 64], devices[BH_MAX_DEVICES][64];
+	const char *argv[24 + 2 * BH_MAX_MEMMAP + 2 * BH_MAX_DEVICES];
+	int lifted[BH_MAX_MEMMAP], dev_lifted[BH_MAX_DEVICES];
+	unsigned fd_next = MON_FIRST_REGION_FD;
 	int n = 0, devnull, mem;
 	sigset_t none;
 
@@ -116,6 +117,11 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		lifted[i] = fcntl(e->kind == BH_MAP_SHARED ? s->region_fd[e->object]
 							    : s->channel_fd[e->object], F_DUPFD_CLOEXEC, HIGH_FD);
 		if (lifted[i] < 0)
+			_exit(127);
+	}
+	for (unsigned i = 0; i < p->cfg->ndevices; i++) {
+		dev_lifted[i] = fcntl(p->dev_fd[i], F_DUPFD_CLOEXEC, HIGH_FD);
+		if (dev_lifted[i] < 0)
 			_exit(127);
 	}
 	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
@@ -153,30 +159,35 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		argv[n++] = "--on-violation";
 		argv[n++] = "ignore";
 	}
-	for (unsigned i = 0, fd = MON_FIRST_REGION_FD; i < p->cfg->nmemmap; i++) {
+	for (unsigned i = 0; i < p->cfg->nmemmap; i++) {
 		const struct bh_map_entry *e = &p->cfg->memmap[i];
 
 		if (e->kind == BH_MAP_RAM)
 			continue;
-		if (dup2(lifted[i], (int)fd) < 0)
+		if (dup2(lifted[i], (int)fd_next) < 0)
 			_exit(127);
 		snprintf(regions[i], sizeof(regions[i]), "%s,%s,0x%llx,%llu,%u,%s", e->name,
 			 bh_map_kind_names[e->kind], (unsigned long long)e->gpa,
-			 (unsigned long long)e->size, fd++, e->writable ? "rw" : "ro");
+			 (unsigned long long)e->size, fd_next++, e->writable ? "rw" : "ro");
 		argv[n++] = "--region";
 		argv[n++] = regions[i];
+	}
+	for (unsigned i = 0; i < p->cfg->ndevices; i++) {
+		const struct bh_device *dev = &p->cfg->devices[i];
+
+		if (dup2(dev_lifted[i], (int)fd_next) < 0)
+			_exit(127);
+		snprintf(devices[i], sizeof(devices[i]), "%s,slot=%u,fd=%u,isolation=%s",
+			 bh_device_type_names[dev->type], dev->pci_slot, fd_next++,
+			 bh_isolation_names[p->cfg->isolation]);
+		argv[n++] = "--device";
+		argv[n++] = devices[i];
 	}
 	argv[n] = NULL;
 	execv(s->self, (char *const *)argv);
 	fprintf(stderr, "bulkhead run: cannot start the monitor '%s': %s\n", s->self,
 		strerror(errno));
 	_exit(127);
-}
-
-static int watch(struct sup *s, int fd, unsigned idx, unsigned which)
-{
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = (uint64_t)idx << 1 | which };
-	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 int sup_start_partition(struct sup *s, struct sup_partition *p)
@@ -196,67 +207,24 @@ int sup_start_partition(struct sup *s, struct sup_partition *p)
 		kill(p->pid, SIGSTOP);
 	close(console[1]);
 	close(events[1]);
-	p->console_fd = console[0];
-	p->event_fd = events[0];
-	p->line_len = p->ev_len = 0;
+	/* The monitor holds its device connections now; ours would hide its death from the
+	 * servers. */
+	for (unsigned d = 0; d < p->cfg->ndevices; d++) {
+		close(p->dev_fd[d]);
+		p->dev_fd[d] = -1;
+	}
+	fcntl(console[0], F_SETFL, O_NONBLOCK);
+	fcntl(events[0], F_SETFL, O_NONBLOCK);
+	sup_stream_init(&p->uart, console[0], p->log_fd, sup_console_line, p);
+	sup_stream_init(&p->events, events[0], -1, sup_monitor_event_line, p);
 	memset(&p->out, 0, sizeof(p->out));
 	p->state = SUP_RUNNING;
 	p->starts++;
-	watch(s, p->console_fd, p->id, 0);
-	watch(s, p->event_fd, p->id, 1);
+	sup_stream_watch(s, &p->uart, SUP_TAG(SUP_TAG_UART, p->id));
+	sup_stream_watch(s, &p->events, SUP_TAG(SUP_TAG_MEVENT, p->id));
 	sup_event(s, "partition_start", p->cfg->name, "\"pid\":%d,\"start\":%u", (int)p->pid,
 		  p->starts);
 	return 0;
-}
-
-void sup_event_bytes(struct sup *s, struct sup_partition *p, const char *buf, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (buf[i] == '\n' || p->ev_len == sizeof(p->ev) - 1) {
-			p->ev[p->ev_len] = '\0';
-			if (p->ev_len)
-				sup_relay_event_line(s, p, p->ev);
-			p->ev_len = 0;
-			if (buf[i] == '\n')
-				continue;
-		}
-		p->ev[p->ev_len++] = buf[i];
-	}
-}
-
-/* Reads what the monitor left in its pipes; after it exited this ends at EOF. */
-void sup_drain(struct sup *s, struct sup_partition *p)
-{
-	char buf[4096];
-	ssize_t n;
-
-	while (p->console_fd >= 0 && (n = read(p->console_fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		sup_console_bytes(s, p, buf, (size_t)n);
-	}
-	while (p->event_fd >= 0 && (n = read(p->event_fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		sup_event_bytes(s, p, buf, (size_t)n);
-	}
-}
-
-static void close_pipes(struct sup *s, struct sup_partition *p)
-{
-	if (p->console_fd >= 0) {
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->console_fd, NULL);
-		close(p->console_fd);
-	}
-	if (p->event_fd >= 0) {
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, p->event_fd, NULL);
-		close(p->event_fd);
-	}
-	p->console_fd = p->event_fd = -1;
 }
 
 /* The partition is done for good. */
@@ -276,8 +244,16 @@ static void stop_for_good(struct sup *s, struct sup_partition *p, bool ok, const
 
 static void restart(struct sup *s, struct sup_partition *p, const char *why)
 {
-	int rc = zero_memory(p);
+	int rc;
 
+	/* A new monitor needs new connections to its I/O servers, which the servers cannot
+	 * be handed yet: say so rather than start a partition without its devices. */
+	if (p->cfg->ndevices) {
+		stop_for_good(s, p, false, "not restarted after %s: partitions with I/O devices "
+			      "cannot be restarted yet", why);
+		return;
+	}
+	rc = zero_memory(p);
 	sup_event(s, "partition_restart", p->cfg->name, "\"reason\":\"%s\",\"restarts\":%u", why,
 		  p->restarts);
 	if (!rc)
@@ -312,9 +288,11 @@ void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus)
 {
 	char what[300];
 
-	sup_drain(s, p);
-	sup_console_flush(s, p);
-	close_pipes(s, p);
+	sup_stream_drain(&p->uart);
+	sup_stream_drain(&p->events);
+	sup_stream_drain(&p->vcon);
+	sup_stream_close(s, &p->uart);
+	sup_stream_close(s, &p->events);
 	p->pid = 0;
 	if (s->stop_signal) {
 		stop_for_good(s, p, false, "stopped by %s", strsignal(s->stop_signal));

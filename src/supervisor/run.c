@@ -47,6 +47,14 @@ static struct sup_partition *by_pid(struct sup *s, pid_t pid)
 	return NULL;
 }
 
+static struct sup_server *server_by_pid(struct sup *s, pid_t pid)
+{
+	for (unsigned i = 0; i < s->nservers; i++)
+		if (s->servers[i].pid == pid)
+			return &s->servers[i];
+	return NULL;
+}
+
 static bool all_stopped(const struct sup *s)
 {
 	for (unsigned i = 0; i < s->nparts; i++)
@@ -62,8 +70,11 @@ static void reap(struct sup *s)
 
 	while ((pid = waitpid(-1, &wstatus, WNOHANG)) > 0) {
 		struct sup_partition *p = by_pid(s, pid);
+		struct sup_server *v = p ? NULL : server_by_pid(s, pid);
 		if (p)
 			sup_partition_exited(s, p, wstatus);
+		else if (v)
+			sup_server_exited(s, v, wstatus);
 	}
 }
 
@@ -91,25 +102,20 @@ static void on_signal(struct sup *s)
 
 static void on_pipe(struct sup *s, uint64_t tag)
 {
-	struct sup_partition *p = &s->parts[tag >> 1];
-	int fd = tag & 1 ? p->event_fd : p->console_fd;
-	char buf[4096];
-	ssize_t n;
+	unsigned idx = SUP_TAG_IDX(tag);
+	struct sup_stream *st;
 
-	if (fd < 0)
-		return;
-	n = read(fd, buf, sizeof(buf));
-	if (n < 0 && errno == EINTR)
-		return;
-	if (n <= 0) {
-		/* EOF: stop watching; the exit itself is handled when the monitor is reaped. */
-		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
-		return;
+	switch (SUP_TAG_KIND(tag)) {
+	case SUP_TAG_UART:   st = &s->parts[idx].uart; break;
+	case SUP_TAG_MEVENT: st = &s->parts[idx].events; break;
+	case SUP_TAG_VCON:   st = &s->parts[idx].vcon; break;
+	case SUP_TAG_SEVENT: st = &s->servers[idx].events; break;
+	default: return;
 	}
-	if (tag & 1)
-		sup_event_bytes(s, p, buf, (size_t)n);
-	else
-		sup_console_bytes(s, p, buf, (size_t)n);
+	sup_stream_read(st);
+	/* At EOF stop watching; what ended is handled when its process is reaped. */
+	if (st->eof && st->fd >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, st->fd, NULL);
 }
 
 static int setup(struct sup *s)
@@ -132,7 +138,7 @@ static int setup(struct sup *s)
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->sigfd < 0 || s->epfd < 0)
 		return -errno;
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SUP_TAG_SIGNAL };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SUP_TAG(SUP_TAG_SIGNAL, 0) };
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->sigfd, &ev))
 		return -errno;
 	if (sup_open_logs(s))
@@ -142,7 +148,7 @@ static int setup(struct sup *s)
 			return -ENOMEM;
 	if (sup_alloc_shared(s))
 		return -ENOMEM;
-	return 0;
+	return sup_prepare_devices(s);
 }
 
 static int elapsed_ms(const struct timespec *since)
@@ -177,14 +183,37 @@ static void loop(struct sup *s)
 		}
 		n = epoll_wait(s->epfd, evs, 16, timeout);
 		for (int i = 0; i < n; i++) {
-			if (evs[i].data.u64 == SUP_TAG_SIGNAL)
+			if (SUP_TAG_KIND(evs[i].data.u64) == SUP_TAG_SIGNAL)
 				on_signal(s);
-			else if (evs[i].data.u64 == SUP_TAG_SCHED)
+			else if (SUP_TAG_KIND(evs[i].data.u64) == SUP_TAG_SCHED)
 				sup_sched_tick(s);
 			else
 				on_pipe(s, evs[i].data.u64);
 		}
 		reap(s);
+	}
+}
+
+/* Once every partition is done the I/O servers have nothing left to serve. */
+static void stop_servers(struct sup *s)
+{
+	struct timespec since;
+
+	sup_stop_servers(s);
+	clock_gettime(CLOCK_MONOTONIC, &since);
+	while (!sup_servers_stopped(s)) {
+		struct epoll_event evs[16];
+		int n = epoll_wait(s->epfd, evs, 16, 50);
+
+		for (int i = 0; i < n; i++)
+			if (SUP_TAG_KIND(evs[i].data.u64) == SUP_TAG_SEVENT ||
+			    SUP_TAG_KIND(evs[i].data.u64) == SUP_TAG_VCON)
+				on_pipe(s, evs[i].data.u64);
+		reap(s);
+		if (elapsed_ms(&since) > STOP_GRACE_MS)
+			for (unsigned i = 0; i < s->nservers; i++)
+				if (s->servers[i].pid > 0)
+					kill(s->servers[i].pid, SIGKILL);
 	}
 }
 
@@ -212,6 +241,22 @@ static void release(struct sup *s)
 			close(p->mem_fd);
 		if (p->log_fd >= 0)
 			close(p->log_fd);
+		if (p->vcon_w >= 0)
+			close(p->vcon_w);
+		sup_stream_close(s, &p->vcon);
+		for (unsigned d = 0; d < BH_MAX_DEVICES; d++)
+			if (p->dev_fd[d] >= 0)
+				close(p->dev_fd[d]);
+	}
+	for (unsigned i = 0; i < s->nservers; i++) {
+		struct sup_server *v = &s->servers[i];
+		sup_stream_close(s, &v->events);
+		for (unsigned d = 0; d < BH_MAX_DISKS; d++)
+			if (v->disk_fd[d] >= 0)
+				close(v->disk_fd[d]);
+		for (unsigned c = 0; c < v->nconns; c++)
+			if (v->conns[c].fd >= 0)
+				close(v->conns[c].fd);
 	}
 	for (unsigned i = 0; i < s->sys->nregions; i++)
 		if (s->region_fd[i] >= 0)
@@ -259,9 +304,14 @@ static bool supported(const struct bh_system *sys)
 				"not supported yet\n", p->name);
 			ok = false;
 		}
-		if (p->ndevices) {
+		if (p->ndevices && !getenv("BH_EXPERIMENTAL_DEVICES")) {
 			fprintf(stderr, "bulkhead run: partition '%s': devices need I/O servers, which "
 				"are not supported yet\n", p->name);
+			ok = false;
+		}
+		if (p->engine == BH_ENGINE_QEMU) {
+			fprintf(stderr, "bulkhead run: partition '%s': the qemu engine is not supported "
+				"yet\n", p->name);
 			ok = false;
 		}
 	}
@@ -304,8 +354,22 @@ int sup_cmd_run(int argc, char **argv)
 	memset(s->channel_fd, -1, sizeof(s->channel_fd));
 	s->nparts = s->sys->npartitions;
 	for (unsigned i = 0; i < s->nparts; i++) {
-		s->parts[i] = (struct sup_partition){ .cfg = &s->sys->partitions[i], .id = i,
-			.mem_fd = -1, .console_fd = -1, .event_fd = -1, .log_fd = -1 };
+		struct sup_partition *p = &s->parts[i];
+
+		*p = (struct sup_partition){ .sup = s, .cfg = &s->sys->partitions[i], .id = i,
+			.mem_fd = -1, .log_fd = -1, .vcon_w = -1 };
+		sup_stream_init(&p->uart, -1, -1, sup_console_line, p);
+		sup_stream_init(&p->events, -1, -1, sup_monitor_event_line, p);
+		sup_stream_init(&p->vcon, -1, -1, sup_console_line, p);
+		memset(p->dev_fd, -1, sizeof(p->dev_fd));
+	}
+	s->nservers = s->sys->nservers;
+	for (unsigned i = 0; i < s->nservers; i++) {
+		struct sup_server *v = &s->servers[i];
+
+		*v = (struct sup_server){ .sup = s, .cfg = &s->sys->servers[i], .id = i };
+		sup_stream_init(&v->events, -1, -1, sup_server_event_line, v);
+		memset(v->disk_fd, -1, sizeof(v->disk_fd));
 	}
 	rc = setup(s);
 	if (rc) {
@@ -324,13 +388,20 @@ int sup_cmd_run(int argc, char **argv)
 		free(s);
 		return 2;
 	}
+	rc = sup_start_servers(s);
+	if (rc)
+		fprintf(stderr, "bulkhead run: cannot start the I/O servers: %s\n", strerror(-rc));
 	for (unsigned i = 0; i < s->nparts; i++) {
-		rc = sup_start_partition(s, &s->parts[i]);
-		if (rc)
-			fprintf(stderr, "bulkhead run: partition '%s': cannot start: %s\n",
-				s->parts[i].cfg->name, strerror(-rc));
+		struct sup_partition *p = &s->parts[i];
+		int err = rc ? rc : sup_start_partition(s, p);
+
+		if (err) {
+			snprintf(p->summary, sizeof(p->summary), "not started: %s", strerror(-err));
+			p->state = SUP_STOPPED;
+		}
 	}
 	loop(s);
+	stop_servers(s);
 	sup_sched_stop(s);
 	rc = summarise(s);
 	release(s);

@@ -93,7 +93,7 @@ void sup_sched_tick(struct sup *s)
 
 int sup_sched_start(struct sup *s)
 {
-	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SUP_TAG_SCHED };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = SUP_TAG(SUP_TAG_SCHED, 0) };
 
 	s->sched.active = -1;
 	s->sched.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);

@@ -16,6 +16,32 @@
 
 enum sup_state { SUP_IDLE, SUP_RUNNING, SUP_STOPPED };
 
+typedef void (*sup_line_fn)(void *ctx, const char *line, size_t len);
+
+/* A non-blocking pipe read line by line (stream.c). */
+struct sup_stream {
+	int fd;
+	int log_fd;                 /* raw copy of every byte, or -1 */
+	bool eof;
+	sup_line_fn line;
+	void *ctx;
+	size_t len;
+	char buf[1024];             /* text not yet ended by a newline */
+};
+
+/* epoll tags: the kind in the top byte, an index below. */
+enum sup_tag_kind {
+	SUP_TAG_UART = 1,           /* partition's monitor stdout */
+	SUP_TAG_MEVENT,             /* partition's monitor events */
+	SUP_TAG_VCON,               /* partition's virtio console, via the console server */
+	SUP_TAG_SEVENT,             /* I/O server events */
+	SUP_TAG_SIGNAL,
+	SUP_TAG_SCHED,
+};
+#define SUP_TAG(kind, idx) ((uint64_t)(kind) << 56 | (uint64_t)(idx))
+#define SUP_TAG_KIND(tag)  ((unsigned)((tag) >> 56))
+#define SUP_TAG_IDX(tag)   ((unsigned)((tag) & 0xffffffffu))
+
 /* How a partition's monitor ended, read from its events and exit status. */
 struct sup_outcome {
 	bool exited;            /* the guest exited through the system-control device */
@@ -25,18 +51,21 @@ struct sup_outcome {
 	char what[256];         /* human summary of the fault or error */
 };
 
+struct sup;
+
 struct sup_partition {
+	struct sup *sup;
 	const struct bh_partition *cfg;
 	unsigned id;
 	enum sup_state state;
 	int mem_fd;
 	pid_t pid;
-	int console_fd, event_fd;   /* read ends of the monitor's stdout and event pipe */
+	struct sup_stream uart;     /* the monitor's stdout: the guest's UART */
+	struct sup_stream events;   /* the monitor's JSON events */
+	struct sup_stream vcon;     /* virtio console output, from the console server */
+	int vcon_w;                 /* write end of vcon's pipe, for the console server */
+	int dev_fd[BH_MAX_DEVICES]; /* monitor ends of the device connections */
 	int log_fd;                 /* <log_dir>/<name>.console.log */
-	char line[512];             /* console text not yet ended by a newline */
-	size_t line_len;
-	char ev[4096];              /* event text not yet ended by a newline */
-	size_t ev_len;
 	unsigned restarts;          /* fault restarts, counted against max_restarts */
 	unsigned starts;
 	struct sup_outcome out;
@@ -44,9 +73,29 @@ struct sup_partition {
 	bool ok;                    /* stopped with status 0 */
 };
 
-/* epoll tags beyond the per-partition pipes (which use (index << 1) | pipe). */
-#define SUP_TAG_SIGNAL UINT64_MAX
-#define SUP_TAG_SCHED  (UINT64_MAX - 1)
+/* One device connection as the server sees it: its end of the socket pair and what
+ * it serves on it. */
+struct sup_conn {
+	int fd;
+	unsigned part, dev;
+	int disk;                   /* blk: index into the server's disks */
+	int out_fd;                 /* console: where the guest's bytes go */
+};
+
+#define SUP_MAX_CONNS (BH_MAX_PARTITIONS * BH_MAX_DEVICES)
+
+/* One I/O server process (ioserver.c). */
+struct sup_server {
+	struct sup *sup;
+	const struct bh_ioserver *cfg;
+	unsigned id;
+	pid_t pid;
+	struct sup_stream events;
+	int disk_fd[BH_MAX_DISKS];
+	struct sup_conn conns[SUP_MAX_CONNS];
+	unsigned nconns;
+	bool stopping;
+};
 
 /* The cyclic executive's state (schedule.c). */
 struct sup_sched {
@@ -63,6 +112,8 @@ struct sup {
 	int channel_fd[BH_MAX_CHANNELS];  /* channel memory, indexed like sys->channels */
 	struct sup_partition parts[BH_MAX_PARTITIONS];
 	unsigned nparts;
+	struct sup_server servers[BH_MAX_SERVERS];
+	unsigned nservers;
 	int epfd, sigfd, events_fd;
 	struct timespec t0;
 	char self[4096];            /* this binary, to start monitors */
@@ -74,18 +125,31 @@ struct sup {
 /* output.c */
 void sup_event(struct sup *s, const char *event, const char *partition, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void sup_relay_event_line(struct sup *s, struct sup_partition *p, const char *line);
-void sup_console_bytes(struct sup *s, struct sup_partition *p, const char *buf, size_t n);
-void sup_console_flush(struct sup *s, struct sup_partition *p);
+void sup_monitor_event_line(void *partition, const char *line, size_t len);
+void sup_server_event_line(void *server, const char *line, size_t len);
+void sup_console_line(void *partition, const char *line, size_t len);
 int sup_open_logs(struct sup *s);
+
+/* stream.c */
+void sup_stream_init(struct sup_stream *st, int fd, int log_fd, sup_line_fn line, void *ctx);
+int sup_stream_read(struct sup_stream *st);     /* bytes read; 0 at EOF or when empty */
+void sup_stream_drain(struct sup_stream *st);   /* read what is there, end the last line */
+int sup_stream_watch(struct sup *s, struct sup_stream *st, uint64_t tag);
+void sup_stream_close(struct sup *s, struct sup_stream *st);
+
+/* ioserver.c */
+int sup_prepare_devices(struct sup *s);
+int sup_start_servers(struct sup *s);
+void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus);
+void sup_stop_servers(struct sup *s);
+bool sup_servers_stopped(const struct sup *s);
 
 /* partition.c */
 int sup_alloc_partition(struct sup *s, struct sup_partition *p);
 int sup_alloc_shared(struct sup *s);
 int sup_start_partition(struct sup *s, struct sup_partition *p);
 void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus);
-void sup_drain(struct sup *s, struct sup_partition *p);
-void sup_event_bytes(struct sup *s, struct sup_partition *p, const char *buf, size_t n);
+
 
 /* schedule.c */
 int sup_sched_start(struct sup *s);

@@ -1,0 +1,240 @@
+/*
+ * The I/O servers as the supervisor runs them: disk files opened (and created) up
+ * front, one socket pair per device (the monitor gets one end, the server the other,
+ * so no socket path exists for anyone else to reach), console pipes, and one
+ * `bulkhead ioserver` process per server in the system file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "supervisor/sup.h"
+
+enum { SRV_EVENT_FD = 3, SRV_FIRST_FD = 4 };
+
+static int open_disk(const struct bh_disk *disk)
+{
+	int fd = open(disk->file, O_RDWR | O_CLOEXEC | (disk->create ? O_CREAT : 0), 0644);
+	struct stat st;
+
+	if (fd < 0)
+		return -errno;
+	/* create: the file is made or extended to its size; never shrunk */
+	if (fstat(fd, &st) || (disk->create && (uint64_t)st.st_size < disk->size &&
+			       ftruncate(fd, (off_t)disk->size))) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static int add_conn(struct sup *s, struct sup_partition *p, unsigned d)
+{
+	const struct bh_device *dev = &p->cfg->devices[d];
+	struct sup_server *v = &s->servers[dev->server.idx];
+	int sv[2];
+
+	if (v->nconns == SUP_MAX_CONNS)
+		return -ENOSPC;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	p->dev_fd[d] = sv[0];
+	v->conns[v->nconns++] = (struct sup_conn){ .fd = sv[1], .part = p->id, .dev = d,
+		.disk = dev->disk.idx, .out_fd = -1 };
+	if (dev->type != BH_DEV_CONSOLE)
+		return 0;
+	/* All console devices of a partition share one pipe, read like its UART. */
+	if (p->vcon_w < 0) {
+		int pfd[2];
+
+		if (pipe2(pfd, O_CLOEXEC))
+			return -errno;
+		fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+		sup_stream_init(&p->vcon, pfd[0], p->log_fd, sup_console_line, p);
+		p->vcon_w = pfd[1];
+		sup_stream_watch(s, &p->vcon, SUP_TAG(SUP_TAG_VCON, p->id));
+	}
+	v->conns[v->nconns - 1].out_fd = p->vcon_w;
+	return 0;
+}
+
+int sup_prepare_devices(struct sup *s)
+{
+	int rc;
+
+	for (unsigned i = 0; i < s->nservers; i++) {
+		struct sup_server *v = &s->servers[i];
+
+		for (unsigned k = 0; k < v->cfg->ndisks; k++) {
+			v->disk_fd[k] = open_disk(&v->cfg->disks[k]);
+			if (v->disk_fd[k] < 0) {
+				fprintf(stderr, "bulkhead run: I/O server '%s': disk '%s' (%s): %s\n",
+					v->cfg->name, v->cfg->disks[k].name, v->cfg->disks[k].file,
+					strerror(-v->disk_fd[k]));
+				return v->disk_fd[k];
+			}
+		}
+	}
+	for (unsigned i = 0; i < s->nparts; i++)
+		for (unsigned d = 0; d < s->parts[i].cfg->ndevices; d++) {
+			rc = add_conn(s, &s->parts[i], d);
+			if (rc)
+				return rc;
+		}
+	return 0;
+}
+
+/* Copies fd above every number the server's descriptors are placed at, so that placing
+ * one never clobbers another still to be placed. Returns the copy or -1. */
+static int lift(int fd, int above)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, above);
+}
+
+static void exec_server(struct sup *s, struct sup_server *v, int event_w)
+{
+	enum { MAX_ARGS = 8 + 2 * SUP_MAX_CONNS };
+	static char specs[SUP_MAX_CONNS][160];
+	const char *argv[MAX_ARGS];
+	int lifted_ev, lifted_disk[BH_MAX_DISKS], lifted_conn[SUP_MAX_CONNS];
+	int lifted_out[SUP_MAX_CONNS], next = SRV_FIRST_FD, n = 0, devnull;
+	int above = SRV_FIRST_FD + (int)v->cfg->ndisks + 2 * (int)v->nconns;
+	int disk_num[BH_MAX_DISKS];
+	sigset_t none;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(127);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	lifted_ev = lift(event_w, above);
+	for (unsigned k = 0; k < v->cfg->ndisks; k++)
+		lifted_disk[k] = lift(v->disk_fd[k], above);
+	for (unsigned c = 0; c < v->nconns; c++) {
+		lifted_conn[c] = lift(v->conns[c].fd, above);
+		lifted_out[c] = v->conns[c].out_fd >= 0 ? lift(v->conns[c].out_fd, above) : -1;
+	}
+	if (devnull < 0 || lifted_ev < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
+	    dup2(lifted_ev, SRV_EVENT_FD) < 0)
+		_exit(127);
+	for (unsigned k = 0; k < v->cfg->ndisks; k++) {
+		disk_num[k] = next++;
+		if (lifted_disk[k] < 0 || dup2(lifted_disk[k], disk_num[k]) < 0)
+			_exit(127);
+	}
+	argv[n++] = "bulkhead";
+	argv[n++] = "ioserver";
+	argv[n++] = bh_class_names[v->cfg->class];
+	argv[n++] = "--name";
+	argv[n++] = v->cfg->name;
+	argv[n++] = "--event-fd";
+	argv[n++] = "3";
+	for (unsigned c = 0; c < v->nconns; c++) {
+		const struct sup_conn *cn = &v->conns[c];
+		const struct sup_partition *p = &s->parts[cn->part];
+		const struct bh_device *dev = &p->cfg->devices[cn->dev];
+		int fd = next++, len;
+
+		if (lifted_conn[c] < 0 || dup2(lifted_conn[c], fd) < 0)
+			_exit(127);
+		len = snprintf(specs[c], sizeof(specs[c]), "fd=%d,partition=%s,device=%u", fd,
+			       p->cfg->name, cn->dev);
+		if (dev->type == BH_DEV_BLK)
+			len += snprintf(specs[c] + len, sizeof(specs[c]) - (size_t)len,
+					",disk-fd=%d,offset=%llu,size=%llu,readonly=%d",
+					disk_num[cn->disk], (unsigned long long)dev->offset,
+					(unsigned long long)dev->size, dev->readonly);
+		if (lifted_out[c] >= 0) {
+			int out = next++;
+			if (dup2(lifted_out[c], out) < 0)
+				_exit(127);
+			snprintf(specs[c] + len, sizeof(specs[c]) - (size_t)len, ",out=%d", out);
+		}
+		argv[n++] = "--conn";
+		argv[n++] = specs[c];
+	}
+	argv[n] = NULL;
+	execv(s->self, (char *const *)argv);
+	fprintf(stderr, "bulkhead run: cannot start I/O server '%s': %s\n", v->cfg->name,
+		strerror(errno));
+	_exit(127);
+}
+
+static int start_server(struct sup *s, struct sup_server *v)
+{
+	int events[2];
+
+	if (pipe2(events, O_CLOEXEC))
+		return -errno;
+	v->pid = fork();
+	if (v->pid < 0)
+		return -errno;
+	if (v->pid == 0)
+		exec_server(s, v, events[1]);
+	close(events[1]);
+	fcntl(events[0], F_SETFL, O_NONBLOCK);
+	sup_stream_init(&v->events, events[0], -1, sup_server_event_line, v);
+	sup_stream_watch(s, &v->events, SUP_TAG(SUP_TAG_SEVENT, v->id));
+	/* The server holds its ends now; ours would keep connections open after it dies. */
+	for (unsigned c = 0; c < v->nconns; c++) {
+		close(v->conns[c].fd);
+		v->conns[c].fd = -1;
+	}
+	sup_event(s, "server_start", NULL, "\"server\":\"%s\",\"class\":\"%s\",\"pid\":%d,"
+		  "\"connections\":%u", v->cfg->name, bh_class_names[v->cfg->class], (int)v->pid,
+		  v->nconns);
+	return 0;
+}
+
+int sup_start_servers(struct sup *s)
+{
+	for (unsigned i = 0; i < s->nservers; i++) {
+		int rc = start_server(s, &s->servers[i]);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus)
+{
+	sup_stream_drain(&v->events);
+	sup_stream_close(s, &v->events);
+	v->pid = 0;
+	if (WIFEXITED(wstatus))
+		sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"status\":%d,\"expected\":%s",
+			  v->cfg->name, WEXITSTATUS(wstatus), v->stopping ? "true" : "false");
+	else
+		sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"signal\":%d,\"expected\":%s",
+			  v->cfg->name, WTERMSIG(wstatus), v->stopping ? "true" : "false");
+	if (!v->stopping)
+		fprintf(stderr, "bulkhead run: I/O server '%s' ended unexpectedly; its devices no "
+			"longer answer\n", v->cfg->name);
+}
+
+void sup_stop_servers(struct sup *s)
+{
+	for (unsigned i = 0; i < s->nservers; i++) {
+		s->servers[i].stopping = true;
+		if (s->servers[i].pid > 0)
+			kill(s->servers[i].pid, SIGTERM);
+	}
+}
+
+bool sup_servers_stopped(const struct sup *s)
+{
+	for (unsigned i = 0; i < s->nservers; i++)
+		if (s->servers[i].pid > 0)
+			return false;
+	return true;
+}
