@@ -23,7 +23,7 @@ echo "== system tests"
 $python -m pytest -q -p no:cacheprovider tests/system --junitxml="$results/system.xml"
 
 echo "== system-file tests under ASan+UBSan"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 BULKHEAD_BIN="$asan/bulkhead" \
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1 BULKHEAD_BIN="$(pwd)/$asan/bulkhead" \
 	$python -m pytest -q -p no:cacheprovider tests/system/functional/test_configs.py \
 	tests/system/functional/test_check_cli.py --junitxml="$results/system-asan.xml"
 

@@ -6,7 +6,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-BULKHEAD = pathlib.Path(os.environ.get("BULKHEAD_BIN", ROOT / "build" / "bulkhead"))
+BULKHEAD = pathlib.Path(os.environ.get("BULKHEAD_BIN", ROOT / "build" / "bulkhead")).resolve()
 INMATES = ROOT / "build" / "inmates"
 
 
