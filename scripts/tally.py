@@ -15,7 +15,7 @@ for path in sys.argv[1:]:
         with open(path) as f:
             for line in f:
                 t = json.loads(line)
-                out = t.get("stdout") or ""
+                out = (t.get("stdout") or "") + (t.get("stderr") or "")
                 p = re.search(r"\[  PASSED  \] (\d+) test", out)
                 fl = re.search(r"\[  FAILED  \] (\d+) test", out)
                 n_p = int(p[1]) if p else 0
