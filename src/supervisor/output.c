@@ -66,19 +66,6 @@ fail:
 	return rc;
 }
 
-static void write_all(int fd, const char *buf, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, buf, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;          /* a full disk must not stop the system */
-		buf += w;
-		n -= (size_t)w;
-	}
-}
-
 /* Adds the time stamp and writes one event object as a line. Steals obj. */
 static void write_event(struct sup *s, json_t *obj)
 {
@@ -100,8 +87,8 @@ static void write_event(struct sup *s, json_t *obj)
 	if (!text)
 		return;
 	if (s->events_fd >= 0) {
-		write_all(s->events_fd, text, strlen(text));
-		write_all(s->events_fd, "\n", 1);
+		sup_write_all(s->events_fd, text, strlen(text));
+		sup_write_all(s->events_fd, "\n", 1);
 	}
 	free(text);
 }
@@ -215,5 +202,5 @@ void sup_console_line(void *ctx, const char *text, size_t n)
 	if (p->sup->quiet)
 		return;
 	len = snprintf(buf, sizeof(buf), "%-*s | %.*s\n", 8, p->cfg->name, (int)n, text);
-	write_all(STDOUT_FILENO, buf, (size_t)len < sizeof(buf) ? (size_t)len : sizeof(buf) - 1);
+	sup_write_all(STDOUT_FILENO, buf, (size_t)len < sizeof(buf) ? (size_t)len : sizeof(buf) - 1);
 }

@@ -14,7 +14,7 @@ void sup_stream_init(struct sup_stream *st, int fd, int log_fd, sup_line_fn line
 	*st = (struct sup_stream){ .fd = fd, .log_fd = log_fd, .line = line, .ctx = ctx };
 }
 
-static void log_raw(int fd, const char *buf, size_t n)
+void sup_write_all(int fd, const char *buf, size_t n)
 {
 	while (n) {
 		ssize_t w = write(fd, buf, n);
@@ -30,7 +30,7 @@ static void log_raw(int fd, const char *buf, size_t n)
 static void feed(struct sup_stream *st, const char *buf, size_t n)
 {
 	if (st->log_fd >= 0)
-		log_raw(st->log_fd, buf, n);
+		sup_write_all(st->log_fd, buf, n);
 	for (size_t i = 0; i < n; i++) {
 		if (buf[i] == '\n' || st->len == sizeof(st->buf) - 1) {
 			st->buf[st->len] = '\0';

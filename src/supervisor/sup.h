@@ -131,6 +131,9 @@ void sup_console_line(void *partition, const char *line, size_t len);
 int sup_open_logs(struct sup *s);
 
 /* stream.c */
+/* Writes everything, retrying short writes; gives up quietly on error (a full disk must
+ * not stop the system). */
+void sup_write_all(int fd, const char *buf, size_t n);
 void sup_stream_init(struct sup_stream *st, int fd, int log_fd, sup_line_fn line, void *ctx);
 int sup_stream_read(struct sup_stream *st);     /* bytes read; 0 at EOF or when empty */
 void sup_stream_drain(struct sup_stream *st);   /* read what is there, end the last line */
