@@ -7,6 +7,7 @@
 
 int cfg_cmd_check(int argc, char **argv);   /* src/config/cli.c */
 int sup_cmd_run(int argc, char **argv);     /* src/supervisor/run.c */
+int ctl_cmd_ctl(int argc, char **argv);     /* src/supervisor/ctl.c */
 int mon_cmd_monitor(int argc, char **argv); /* src/monitor/main.c */
 int io_cmd_ioserver(int argc, char **argv);  /* src/ioserver/main.c */
 

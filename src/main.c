@@ -18,6 +18,7 @@ struct command {
 static const struct command commands[] = {
 	{ "check",   cfg_cmd_check,   "check a system file; --print shows the compiled system", 0 },
 	{ "run",     sup_cmd_run,     "boot a system: start every partition and I/O server", 0 },
+	{ "ctl",     ctl_cmd_ctl,     "control a running system: status, start, stop, events, ...", 0 },
 	{ "monitor", mon_cmd_monitor, "run one partition (started by 'run')", 1 },
 	{ "ioserver", io_cmd_ioserver, "serve virtio devices over vhost-user (started by 'run', "
 	  "or standalone)", 0 },

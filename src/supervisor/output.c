@@ -16,7 +16,7 @@
 
 #include "supervisor/sup.h"
 
-static int mkdir_p(const char *path)
+int sup_mkdir_p(const char *path)
 {
 	char buf[4096];
 	size_t n = strlen(path);
@@ -40,7 +40,7 @@ static int mkdir_p(const char *path)
 int sup_open_logs(struct sup *s)
 {
 	char path[4096];
-	int rc = mkdir_p(s->sys->log_dir);
+	int rc = sup_mkdir_p(s->sys->log_dir);
 
 	if (rc) {
 		fprintf(stderr, "bulkhead run: cannot create log_dir '%s': %s\n", s->sys->log_dir,
@@ -90,6 +90,7 @@ static void write_event(struct sup *s, json_t *obj)
 		sup_write_all(s->events_fd, text, strlen(text));
 		sup_write_all(s->events_fd, "\n", 1);
 	}
+	sup_control_publish(s, "event", NULL, text);
 	free(text);
 }
 
@@ -199,6 +200,7 @@ void sup_console_line(void *ctx, const char *text, size_t n)
 	char buf[sizeof(p->uart.buf) + BH_MAX_NAME + 8];
 	int len;
 
+	sup_control_publish(p->sup, "console", p->cfg->name, text);
 	if (p->sup->quiet)
 		return;
 	len = snprintf(buf, sizeof(buf), "%-*s | %.*s\n", 8, p->cfg->name, (int)n, text);

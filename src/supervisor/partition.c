@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "supervisor/sup.h"
@@ -219,7 +220,9 @@ int sup_start_partition(struct sup *s, struct sup_partition *p)
 	sup_stream_init(&p->events, events[0], -1, sup_monitor_event_line, p);
 	memset(&p->out, 0, sizeof(p->out));
 	p->state = SUP_RUNNING;
+	p->op = SUP_OP_NONE;
 	p->starts++;
+	clock_gettime(CLOCK_MONOTONIC, &p->started);
 	sup_stream_watch(s, &p->uart, SUP_TAG(SUP_TAG_UART, p->id));
 	sup_stream_watch(s, &p->events, SUP_TAG(SUP_TAG_MEVENT, p->id));
 	sup_event(s, "partition_start", p->cfg->name, "\"pid\":%d,\"start\":%u", (int)p->pid,
@@ -298,6 +301,14 @@ void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus)
 		stop_for_good(s, p, false, "stopped by %s", strsignal(s->stop_signal));
 		return;
 	}
+	if (p->op == SUP_OP_STOP) {
+		stop_for_good(s, p, false, "stopped by the operator");
+		return;
+	}
+	if (p->op == SUP_OP_RESTART) {
+		restart(s, p, "operator");
+		return;
+	}
 	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && p->out.exited) {
 		stop_for_good(s, p, p->out.status == 0, "exited with status %u", p->out.status);
 	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 3) {
@@ -322,4 +333,36 @@ void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus)
 			  WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0);
 		apply_fault_action(s, p, what);
 	}
+}
+
+/* `bulkhead ctl start`: a stopped partition starts again from zeroed memory. */
+int sup_operator_start(struct sup *s, struct sup_partition *p)
+{
+	int rc;
+
+	if (p->state == SUP_RUNNING)
+		return -EALREADY;
+	if (p->cfg->ndevices)
+		return -EOPNOTSUPP;      /* see restart(): no new server connections yet */
+	rc = zero_memory(p);
+	if (!rc)
+		rc = sup_start_partition(s, p);
+	if (!rc)
+		sup_event(s, "operator_start", p->cfg->name, NULL);
+	return rc;
+}
+
+/* `bulkhead ctl stop|restart`: the monitor is asked to end; what follows is decided
+ * when it is reaped. */
+int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after)
+{
+	if (p->state != SUP_RUNNING || p->pid <= 0)
+		return restart_after ? sup_operator_start(s, p) : -ESRCH;
+	if (restart_after && p->cfg->ndevices)
+		return -EOPNOTSUPP;
+	p->op = restart_after ? SUP_OP_RESTART : SUP_OP_STOP;
+	sup_event(s, restart_after ? "operator_restart" : "operator_stop", p->cfg->name, NULL);
+	kill(p->pid, SIGTERM);
+	kill(p->pid, SIGCONT);       /* a partition held by the cyclic plan must see it */
+	return 0;
 }

@@ -143,6 +143,8 @@ static int setup(struct sup *s)
 		return -errno;
 	if (sup_open_logs(s))
 		return -EIO;
+	if (sup_control_open(s))
+		return -EIO;
 	for (unsigned i = 0; i < s->nparts; i++)
 		if (sup_alloc_partition(s, &s->parts[i]))
 			return -ENOMEM;
@@ -187,6 +189,8 @@ static void loop(struct sup *s)
 				on_signal(s);
 			else if (SUP_TAG_KIND(evs[i].data.u64) == SUP_TAG_SCHED)
 				sup_sched_tick(s);
+			else if (SUP_TAG_KIND(evs[i].data.u64) >= SUP_TAG_CTL_LISTEN)
+				sup_control_event(s, evs[i].data.u64);
 			else
 				on_pipe(s, evs[i].data.u64);
 		}
@@ -235,6 +239,7 @@ static int summarise(struct sup *s)
 
 static void release(struct sup *s)
 {
+	sup_control_close(s);
 	for (unsigned i = 0; i < s->nparts; i++) {
 		struct sup_partition *p = &s->parts[i];
 		if (p->mem_fd >= 0)

@@ -37,6 +37,8 @@ enum sup_tag_kind {
 	SUP_TAG_SEVENT,             /* I/O server events */
 	SUP_TAG_SIGNAL,
 	SUP_TAG_SCHED,
+	SUP_TAG_CTL_LISTEN,         /* the control socket */
+	SUP_TAG_CTL_CLIENT,         /* one connected control client */
 };
 #define SUP_TAG(kind, idx) ((uint64_t)(kind) << 56 | (uint64_t)(idx))
 #define SUP_TAG_KIND(tag)  ((unsigned)((tag) >> 56))
@@ -66,6 +68,8 @@ struct sup_partition {
 	int vcon_w;                 /* write end of vcon's pipe, for the console server */
 	int dev_fd[BH_MAX_DEVICES]; /* monitor ends of the device connections */
 	int log_fd;                 /* <log_dir>/<name>.console.log */
+	enum { SUP_OP_NONE, SUP_OP_STOP, SUP_OP_RESTART } op;   /* operator's wish, via ctl */
+	struct timespec started;    /* when the current monitor was started */
 	unsigned restarts;          /* fault restarts, counted against max_restarts */
 	unsigned starts;
 	struct sup_outcome out;
@@ -120,6 +124,7 @@ struct sup {
 	bool quiet;                 /* do not echo consoles */
 	int stop_signal;            /* SIGINT/SIGTERM received, 0 otherwise */
 	struct sup_sched sched;
+	struct sup_control *control;
 };
 
 /* output.c */
@@ -129,6 +134,7 @@ void sup_monitor_event_line(void *partition, const char *line, size_t len);
 void sup_server_event_line(void *server, const char *line, size_t len);
 void sup_console_line(void *partition, const char *line, size_t len);
 int sup_open_logs(struct sup *s);
+int sup_mkdir_p(const char *path);
 
 /* stream.c */
 /* Writes everything, retrying short writes; gives up quietly on error (a full disk must
@@ -153,6 +159,17 @@ int sup_alloc_shared(struct sup *s);
 int sup_start_partition(struct sup *s, struct sup_partition *p);
 void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus);
 
+
+/* control.c: the control socket (JSON lines) that `bulkhead ctl` talks to */
+int sup_control_open(struct sup *s);
+void sup_control_event(struct sup *s, uint64_t tag);
+void sup_control_publish(struct sup *s, const char *kind, const char *partition,
+			 const char *text);
+void sup_control_close(struct sup *s);
+
+/* partition.c, for operator commands */
+int sup_operator_start(struct sup *s, struct sup_partition *p);
+int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after);
 
 /* schedule.c */
 int sup_sched_start(struct sup *s);
