@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 PYTHON     ?= /usr/bin/python3
 BULKHEAD    = $(BUILD)/bulkhead
 
-.PHONY: all deps bulkhead inmates asan check unit-check system-check demo bench fuzz clean
+.PHONY: all deps bulkhead inmates asan check unit-check system-check demo bench fuzz clean guest
 
 all: bulkhead inmates
 
@@ -42,16 +42,23 @@ bench: all
 	@mkdir -p $(BUILD)/bench
 	@scripts/bench.sh $(BUILD)
 
+# The Linux guest image (kernel + initramfs) for Linux partitions, from Debian packages;
+# does nothing when up to date. See docs/guest.md.
+guest: | deps
+	@$(PYTHON) guest/build.py --out $(abspath $(BUILD))/guest
+
 build-fuzz/build.ninja: | deps
 	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 
-# Fuzzes the system-file loader for FUZZ_SECONDS (default 60).
+# Fuzzes the system-file loader, then the vring walker, FUZZ_SECONDS each (default 60).
 # New interesting inputs go to build/fuzz-*; the committed seeds stay untouched.
 fuzz: build-fuzz/build.ninja
 	ninja -C build-fuzz
-	mkdir -p build/fuzz-config
+	mkdir -p build/fuzz-config build/fuzz-vring
 	build-fuzz/tests/fuzz/fuzz_config -max_total_time=$${FUZZ_SECONDS:-60} -max_len=4096 \
 		-dict=tests/fuzz/yaml.dict build/fuzz-config tests/fuzz/corpus
+	build-fuzz/tests/fuzz/fuzz_vring -max_total_time=$${FUZZ_SECONDS:-60} \
+		build/fuzz-vring tests/fuzz/vring-corpus
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

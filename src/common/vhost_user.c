@@ -40,8 +40,11 @@ const char *vu_request_name(uint32_t request)
 int vu_send(int sock, const struct vu_msg *msg)
 {
 	char control[CMSG_SPACE(sizeof(int) * VU_MAX_FDS)];
-	struct iovec iov = { (void *)msg, sizeof(msg->hdr) + msg->hdr.size };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	/* Two pieces: struct vu_msg pads the 8-byte aligned payload after the 12-byte
+	 * header, and the padding must not go on the wire. */
+	struct iovec iov[2] = { { (void *)&msg->hdr, sizeof(msg->hdr) },
+				{ (void *)&msg->payload, msg->hdr.size } };
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
 	ssize_t n;
 
 	if (msg->hdr.size > sizeof(msg->payload) || msg->nfds > VU_MAX_FDS)
@@ -63,7 +66,7 @@ int vu_send(int sock, const struct vu_msg *msg)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	return (size_t)n == iov.iov_len ? 0 : -EIO;
+	return (size_t)n == sizeof(msg->hdr) + msg->hdr.size ? 0 : -EIO;
 }
 
 static void take_fds(struct msghdr *mh, struct vu_msg *msg)
