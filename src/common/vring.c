@@ -25,6 +25,7 @@ static const char *const vring_error_names[] = {
 	[VRING_BAD_INDIRECT] = "bad_indirect",
 	[VRING_WRITE_ORDER] = "write_order",
 	[VRING_BAD_LEN] = "bad_len",
+	[VRING_BAD_LAYOUT] = "bad_layout",
 };
 
 const char *vring_error_name(enum vring_error e)

@@ -93,6 +93,8 @@ enum vring_error {
 	VRING_BAD_INDIRECT,               /* bad indirect table (size, nesting, flags) */
 	VRING_WRITE_ORDER,                /* a readable buffer after a writable one */
 	VRING_BAD_LEN,                    /* zero-length table or a length that overflows */
+	VRING_BAD_LAYOUT,                 /* the chain's shape does not fit the device (found
+					   * by the device, e.g. no writable status byte) */
 };
 
 const char *vring_error_name(enum vring_error e);

@@ -357,9 +357,12 @@ static unsigned blk_handle(struct vu_dev *d, struct vu_queue *vq, unsigned budge
 		if (!vu_queue_pop(vq, &bs->chain))
 			break;
 		n++;
+		/* A request the device cannot even answer (no writable status byte, e.g. the
+		 * guest marked it driver-readable) is a broken driver: the device needs a
+		 * reset, as for a corrupt ring. */
 		if (!bs->chain.writable) {
-			vu_queue_push(vq, bs->chain.head, 0);   /* no status byte to answer in */
-			continue;
+			vu_dev_fail(d, vq, VRING_BAD_LAYOUT);
+			break;
 		}
 		req = bd->free;
 		bd->free = req->next_free;

@@ -1,6 +1,7 @@
 /*
  * Port-I/O and MMIO dispatch tables: a fixed array per address space, filled at
- * start-up (nothing is registered once the guest runs), searched on every exit.
+ * start-up and searched on every exit. Only PCI BARs come and go while the guest runs
+ * (when the guest programs them), always on the vCPU thread.
  */
 #include <errno.h>
 #include <string.h>
@@ -22,6 +23,16 @@ int io_register(struct io_table *t, uint64_t base, uint64_t len, const char *nam
 		return -ENOSPC;
 	t->r[t->n++] = (struct io_region){ base, len, name, fn, opaque };
 	return 0;
+}
+
+int io_unregister(struct io_table *t, uint64_t base, void *opaque)
+{
+	for (unsigned i = 0; i < t->n; i++)
+		if (t->r[i].base == base && t->r[i].opaque == opaque) {
+			t->r[i] = t->r[--t->n];
+			return 0;
+		}
+	return -ENOENT;
 }
 
 static const struct io_region *io_find(const struct io_table *t, uint64_t addr, unsigned size)

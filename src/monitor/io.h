@@ -39,6 +39,10 @@ struct io_space {
 int io_register(struct io_table *t, uint64_t base, uint64_t len, const char *name,
 		io_handler_fn fn, void *opaque);
 
+/* Release the region at base registered with opaque (a BAR the guest moved or turned
+ * off). Returns 0 or -ENOENT. Only the vCPU thread registers and dispatches. */
+int io_unregister(struct io_table *t, uint64_t base, void *opaque);
+
 /* Dispatch an access of `size` (1, 2, 4 or 8) bytes little-endian in data[]. Returns 0,
  * -ENOENT (no region covers the whole access) or the handler's error. */
 int io_dispatch(const struct io_table *t, uint64_t addr, uint8_t *data, unsigned size,

@@ -48,6 +48,12 @@ static void mon_usage(FILE *out)
 		"                    map memfd FD (a shared region or channel; KIND is shared,\n"
 		"                    sampling or queuing) at guest-physical GPA; ro makes guest\n"
 		"                    writes isolation violations. Up to %d; listed in bootinfo\n"
+		"  --device TYPE,slot=N,fd=FD|socket=PATH[,isolation=window|shared]\n"
+		"                    a virtio-pci device (TYPE blk, console or rng) at 00:N.0\n"
+		"                    (N 1 to 31), served by a vhost-user server on the connected\n"
+		"                    unix socket FD or at PATH. window (default): the server\n"
+		"                    sees only a per-device window the monitor copies through;\n"
+		"                    shared: it maps guest RAM. Up to %d\n"
 		"  --on-violation stop|ignore\n"
 		"                    stop (default): an access to an unassigned port or address\n"
 		"                    stops the partition; ignore: it is reported (the first %d\n"
@@ -58,7 +64,7 @@ static void mon_usage(FILE *out)
 		"is in the exit event), 1 the partition faulted, 2 set-up error, 3 the guest\n"
 		"asked for a reset.\n",
 		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30, BH_BOOTINFO_REGIONS,
-		VCPU_IGNORED_REPORTS);
+		MON_DEVICES_MAX, VCPU_IGNORED_REPORTS);
 }
 
 /* "bulkhead monitor: <partition>: message" on stderr and, once the event fd is known,
@@ -188,7 +194,7 @@ static const char *mon_default_name(const char *image, char *buf, size_t size)
 }
 
 enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
-       OPT_EVENT_FD, OPT_REGION, OPT_ON_VIOLATION, OPT_HELP };
+       OPT_EVENT_FD, OPT_REGION, OPT_DEVICE, OPT_ON_VIOLATION, OPT_HELP };
 
 static const struct option mon_longopts[] = {
 	{ "name",     required_argument, NULL, OPT_NAME },
@@ -200,6 +206,7 @@ static const struct option mon_longopts[] = {
 	{ "cmdline",  required_argument, NULL, OPT_CMDLINE },
 	{ "event-fd", required_argument, NULL, OPT_EVENT_FD },
 	{ "region",   required_argument, NULL, OPT_REGION },
+	{ "device",   required_argument, NULL, OPT_DEVICE },
 	{ "on-violation", required_argument, NULL, OPT_ON_VIOLATION },
 	{ "help",     no_argument,       NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -260,6 +267,20 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 						optarg);
 			o->nregions++;
 			break;
+		case OPT_DEVICE: {
+			const char *why;
+
+			if (o->ndevices == MON_DEVICES_MAX)
+				return mon_fail(NULL, "--device: at most %d devices", MON_DEVICES_MAX);
+			if (mon_device_parse(optarg, &o->devices[o->ndevices], &why))
+				return mon_fail(NULL, "--device %s: %s", optarg, why);
+			for (unsigned i = 0; i < o->ndevices; i++)
+				if (o->devices[i].slot == o->devices[o->ndevices].slot)
+					return mon_fail(NULL, "--device %s: slot %u is taken by '%s'",
+							optarg, o->devices[i].slot, o->devices[i].arg);
+			o->ndevices++;
+			break;
+		}
 		case OPT_ON_VIOLATION:
 			if (!strcmp(optarg, "ignore"))
 				o->ignore_violations = true;
@@ -297,7 +318,7 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 {
 	const struct mon_options *o = m->opt;
-	const char *why;
+	const char *why, *who;
 	int ret;
 
 	ret = mon_boot_read(m, &why);
@@ -329,6 +350,11 @@ static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 		ret = sysctl_register(m);
 	if (ret)
 		return mon_fail(m, "cannot register the platform devices: %s", strerror(-ret));
+	ret = mon_devices_setup(m, &who, &why);
+	if (ret && who)
+		return mon_fail(m, "--device %s: %s: %s", who, why, strerror(-ret));
+	if (ret)
+		return mon_fail(m, "virtio devices: %s: %s", why, strerror(-ret));
 	ret = mon_boot_load(m, &why);
 	if (ret)
 		return mon_fail(m, "image %s refused: %s", o->image, why ? why : strerror(-ret));
@@ -360,12 +386,19 @@ int mon_cmd_monitor(int argc, char **argv)
 	ret = mon_setup(&m, &cpus);
 	if (ret) {
 		mon_boot_free(&m);
+		mon_devices_destroy(&m);
 		mon_vm_destroy(&m);
 		return ret;
 	}
 	/* The system fd could create more VMs; the run loop needs only the VM and vCPU. */
 	close(m.kvm_fd);
 	m.kvm_fd = -1;
+	ret = vdev_start_io(&m);
+	if (ret) {
+		mon_devices_destroy(&m);
+		mon_vm_destroy(&m);
+		return mon_fail(&m, "cannot start the I/O thread: %s", strerror(-ret));
+	}
 	ret = sandbox_enter(&m);
 	if (ret) {
 		mon_vm_destroy(&m);

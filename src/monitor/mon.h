@@ -6,12 +6,14 @@
 #ifndef BH_MON_H
 #define BH_MON_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "bulkhead/bootinfo.h"
 #include "monitor/io.h"
+#include "monitor/iothread.h"
 #include "monitor/pci.h"
 #include "monitor/uart.h"
 
@@ -48,6 +50,19 @@ struct mon_region {
 	void    *host;
 };
 
+/* A virtio device given with --device (device_opt.c); the device itself is struct vdev
+ * (virtio.h). */
+#define MON_DEVICES_MAX 16
+
+struct mon_device {
+	const struct vdev_type *type;
+	unsigned    slot;          /* PCI device number on bus 0, 1 .. 31 */
+	int         fd;            /* connected unix stream socket, or -1 */
+	char        socket[108];   /* path to connect to, or empty */
+	bool        shared;        /* isolation=shared (default: window) */
+	const char *arg;           /* the option as given, for messages */
+};
+
 struct mon_options {
 	const char *name;
 	unsigned    id;
@@ -60,6 +75,17 @@ struct mon_options {
 	struct mon_region regions[BH_BOOTINFO_REGIONS];
 	unsigned    nregions;
 	bool        ignore_violations;   /* --on-violation ignore */
+	struct mon_device devices[MON_DEVICES_MAX];
+	unsigned    ndevices;
+};
+
+struct vdev;
+
+/* Interrupt state shared by the devices (irq.c). */
+struct mon_irq {
+	pthread_mutex_t lock;
+	uint32_t intx_sources[24];    /* per IOAPIC pin: bit i = device i asserts it */
+	void    *routing;             /* struct kvm_irq_routing, allocated at start-up */
 };
 
 struct mon {
@@ -86,6 +112,10 @@ struct mon {
 	struct io_space io;
 	struct uart     uart;
 	struct pci_bus  pci;
+	struct vdev    *vdev[MON_DEVICES_MAX];
+	unsigned        nvdev;
+	struct mon_irq  irq;
+	struct iot      iot;
 	struct {
 		uint64_t kicks;
 		uint64_t last_kick_ns;    /* CLOCK_MONOTONIC */
@@ -129,6 +159,14 @@ int mon_region_parse(const char *arg, struct mon_region *r);
 int mon_regions_map(struct mon *m, const char **why);
 uint64_t mon_regions_end(const struct mon *m);
 void mon_regions_bootinfo(const struct mon *m, struct bh_bootinfo *bi);
+
+/* device_opt.c */
+int mon_device_parse(const char *arg, struct mon_device *d, const char **why);
+
+/* virtio_dev.c */
+int mon_devices_setup(struct mon *m, const char **who, const char **why);
+int vdev_start_io(struct mon *m);
+void mon_devices_destroy(struct mon *m);
 
 /* sandbox.c */
 int sandbox_enter(struct mon *m);

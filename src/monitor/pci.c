@@ -71,6 +71,8 @@ static int pci_data_io(void *opaque, uint64_t off, uint64_t *val, unsigned size,
 		return 0;
 	}
 	if (!write) {
+		if (d->cfg_read)
+			d->cfg_read(d, reg, size);
 		*val = pci_cfg_get(d, reg, size);
 		return 0;
 	}

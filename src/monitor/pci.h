@@ -19,19 +19,34 @@
 #define PCI_CFG_REVISION   0x08
 #define PCI_CFG_CLASS      0x09     /* prog-if, subclass, class: 3 bytes */
 #define PCI_CFG_HEADER     0x0e
+#define PCI_CFG_BAR0       0x10
 #define PCI_CFG_SUBSYS_VID 0x2c
 #define PCI_CFG_SUBSYS_ID  0x2e
+#define PCI_CFG_CAP_PTR    0x34
+#define PCI_CFG_INT_LINE   0x3c
+#define PCI_CFG_INT_PIN    0x3d
+
+#define PCI_COMMAND_MEMORY 0x0002
+#define PCI_COMMAND_MASTER 0x0004
+#define PCI_COMMAND_INTX_OFF 0x0400
+#define PCI_STATUS_INTX    0x0008
+#define PCI_STATUS_CAPS    0x0010
+#define PCI_BAR_MEM_64     0x4
+#define PCI_CAP_ID_MSIX    0x11
+#define PCI_CAP_ID_VENDOR  0x09
 
 struct io_space;
 
 /* A device's configuration space is data: cfg[] as read, wmask[] the bits a guest write
  * may change (so BAR sizing and command bits need no code). cfg_written, if set, is
- * called after each write that reached the space. */
+ * called after each write that reached the space; cfg_read, if set, before each read
+ * (to refresh bytes that reflect device state). */
 struct pci_dev {
 	const char *name;
 	uint8_t     cfg[PCI_CFG_SIZE];
 	uint8_t     wmask[PCI_CFG_SIZE];
 	void      (*cfg_written)(struct pci_dev *d, unsigned off, unsigned size);
+	void      (*cfg_read)(struct pci_dev *d, unsigned off, unsigned size);
 	void       *opaque;
 };
 

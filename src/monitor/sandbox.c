@@ -1,7 +1,8 @@
 /*
  * The monitor's seccomp sandbox, entered after set-up and before the first KVM_RUN:
- * an allowlist of what the run loop needs. No open, no exec, no new processes; ioctl
- * only with the few KVM requests the loop issues. Anything else kills the process.
+ * an allowlist of what the run loop and the I/O thread need. No open, no exec, no new
+ * processes or threads, no new sockets; ioctl only with the few KVM requests the loop
+ * and the virtio devices issue. Anything else kills the process.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -12,18 +13,26 @@
 #include "monitor/mon.h"
 
 /* System calls the run loop, stdio on unbuffered stderr, and malloc may make;
- * sigaltstack is the sanitizer runtime's, on _exit. */
+ * sigaltstack is the sanitizer runtime's, on _exit. The virtio devices add the I/O
+ * thread's epoll, vhost-user messages on the already-connected server sockets
+ * (sendmsg, recvmsg and recv, which is recvfrom; close for descriptors a server
+ * sends unasked). */
 static const int sandbox_syscalls[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev),
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(recvfrom), SCMP_SYS(close),
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 	SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime), SCMP_SYS(sigaltstack),
 	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise),
 };
 
-/* KVM requests allowed after set-up, on whichever KVM fd. */
+/* KVM requests allowed after set-up, on whichever KVM fd. The virtio devices move
+ * ioeventfds and irqfds when the guest reprograms BARs and MSI-X, rewrite the GSI
+ * routing and inject MSIs the monitor delivers itself. */
 static const unsigned long sandbox_ioctls[] = {
 	KVM_RUN, KVM_IRQ_LINE, KVM_GET_REGS, KVM_GET_SREGS,
+	KVM_IOEVENTFD, KVM_IRQFD, KVM_SET_GSI_ROUTING, KVM_SIGNAL_MSI,
 };
 
 int sandbox_enter(struct mon *m)

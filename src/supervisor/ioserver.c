@@ -208,6 +208,10 @@ int sup_start_servers(struct sup *s)
 
 void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus)
 {
+	/* A supervised server ends by itself, with status 0, when its last connection has
+	 * closed: every monitor it served is gone, so nothing is lost. */
+	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0)
+		v->stopping = true;
 	sup_stream_drain(&v->events);
 	sup_stream_close(s, &v->events);
 	v->pid = 0;

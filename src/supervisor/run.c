@@ -309,11 +309,13 @@ static bool supported(const struct bh_system *sys)
 				"not supported yet\n", p->name);
 			ok = false;
 		}
-		if (p->ndevices && !getenv("BH_EXPERIMENTAL_DEVICES")) {
-			fprintf(stderr, "bulkhead run: partition '%s': devices need I/O servers, which "
-				"are not supported yet\n", p->name);
-			ok = false;
-		}
+		for (unsigned d = 0; d < p->ndevices; d++)
+			if (p->devices[d].type == BH_DEV_NET) {
+				fprintf(stderr, "bulkhead run: partition '%s': net devices need the "
+					"network I/O server, which is not supported yet\n", p->name);
+				ok = false;
+				break;
+			}
 		if (p->engine == BH_ENGINE_QEMU) {
 			fprintf(stderr, "bulkhead run: partition '%s': the qemu engine is not supported "
 				"yet\n", p->name);

@@ -160,6 +160,7 @@ static void error_names(void **state)
 	assert_string_equal(vring_error_name(VRING_BAD_INDIRECT), "bad_indirect");
 	assert_string_equal(vring_error_name(VRING_WRITE_ORDER), "write_order");
 	assert_string_equal(vring_error_name(VRING_BAD_LEN), "bad_len");
+	assert_string_equal(vring_error_name(VRING_BAD_LAYOUT), "bad_layout");
 	assert_string_equal(vring_error_name((enum vring_error)99), "unknown");
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <inmate/alloc.h>
 #include <inmate/cpu.h>
 #include <inmate/io.h>
 #include <inmate/ioapic.h>
@@ -24,5 +25,9 @@
 #include <inmate/timer.h>
 #include <inmate/tsc.h>
 #include <inmate/uart.h>
+#include <inmate/virtio.h>
+#include <inmate/virtio_blk.h>
+#include <inmate/virtio_console.h>
+#include <inmate/virtio_rng.h>
 
 #endif

@@ -8,11 +8,22 @@
 #include <stdint.h>
 
 #define LAPIC_SPURIOUS_VECTOR  0xFF
+#define LAPIC_TIMER_VECTOR     0xFE   /* the one-shot timer's own vector */
 
 /* Software-enable the LAPIC with LAPIC_SPURIOUS_VECTOR, accept every priority, and
  * keep LINT0 as ExtINT so PIC interrupts still arrive. Idempotent. */
 void lapic_enable(void);
 uint32_t lapic_id(void);
 void lapic_eoi(void);          /* call from the handler of an IOAPIC/MSI interrupt */
+
+/* The LAPIC timer as a one-shot wake-up: after `us` microseconds an interrupt arrives
+ * on LAPIC_TIMER_VECTOR (the runtime's handler counts it and EOIs), so a `sti; hlt`
+ * waiting for a device can never sleep forever. The frequency is measured once
+ * against the TSC (lapic_timer_khz, 0 if the timer does not count). Re-arming replaces
+ * the previous shot. The caller enables interrupts. Returns 0, or -1 without a timer. */
+uint64_t lapic_timer_khz(void);
+int lapic_timer_oneshot_us(uint64_t us);
+void lapic_timer_cancel(void);
+uint64_t lapic_timer_count(void);     /* shots delivered so far */
 
 #endif

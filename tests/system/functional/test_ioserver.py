@@ -433,7 +433,18 @@ def corrupt_empty_indirect(d, r):
     r.publish(0)
 
 
+def corrupt_status_not_writable(d, r):
+    # a well-formed OUT request whose status byte the driver marked device-readable
+    hdr = d.mem.alloc(16)
+    d.mem.pack(hdr, "<IIQ", 1, 0, 0)
+    r.set_desc(0, hdr, 16, DESC_F_NEXT, 1)
+    r.set_desc(1, d.mem.alloc(SECTOR), SECTOR, DESC_F_NEXT, 2)
+    r.set_desc(2, d.mem.alloc(1), 1, 0, 0)
+    r.publish(0)
+
+
 CORRUPTIONS = [
+    (corrupt_status_not_writable, "bad_layout"),
     (corrupt_loop, "loop"),
     (corrupt_too_long, "too_long"),
     (corrupt_outside_memory, "bad_addr"),

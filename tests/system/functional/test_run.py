@@ -334,6 +334,8 @@ partitions:
     ("hello", 0, ["alpha    | hello: goodbye", "beta     | hello: goodbye"]),
     ("isolation", 1, ["worker   | gaps: "]),
     ("cyclic", 0, ["logger   | hello: goodbye"]),
+    ("storage", 0, ["writer   | inmate-test: 28 checks, 0 failures",
+                    "reader   | inmate-test: 23 checks, 0 failures"]),
 ])
 def test_every_runnable_example_boots(bulkhead, inmates, example, status, expect):
     r = run(bulkhead, ROOT / "examples" / f"{example}.yaml")
@@ -342,8 +344,8 @@ def test_every_runnable_example_boots(bulkhead, inmates, example, status, expect
         assert line in r.stdout
 
 
-def test_example_needing_io_servers_is_refused_not_half_run(bulkhead, inmates):
+def test_example_needing_the_network_server_is_refused_not_half_run(bulkhead, inmates):
     r = run(bulkhead, ROOT / "examples" / "servers.yaml")
     assert r.returncode == 2
-    assert "devices need I/O servers, which are not supported yet" in r.stderr
+    assert "net devices need the network I/O server, which is not supported yet" in r.stderr
     assert r.stdout == ""
