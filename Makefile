@@ -37,6 +37,7 @@ check: all asan
 demo: all
 	$(BULKHEAD) check examples/demo.yaml
 	$(BULKHEAD) run examples/demo.yaml
+	$(BULKHEAD) run examples/storage.yaml
 
 bench: all
 	@mkdir -p $(BUILD)/bench

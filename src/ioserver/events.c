@@ -9,39 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/json_quote.h"
 #include "ioserver/ioserver.h"
 
 #define IOS_LINE_MAX 1024
-
-int ios_json_string(char *out, size_t size, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	if (size < 3)
-		return -1;
-	out[n++] = '"';
-	for (; *s; s++) {
-		unsigned char c = *s;
-
-		if (n + 8 > size)
-			return -1;
-		if (c == '"' || c == '\\') {
-			out[n++] = '\\';
-			out[n++] = c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			memcpy(out + n, "\\u00", 4);
-			out[n + 4] = hex[c >> 4];
-			out[n + 5] = hex[c & 15];
-			n += 6;
-		} else {
-			out[n++] = c;
-		}
-	}
-	out[n++] = '"';
-	out[n] = 0;
-	return (int)n;
-}
 
 static void ios_write_line(struct ios *s, const char *line, size_t len)
 {
@@ -63,7 +34,7 @@ void ios_event_ready(struct ios *s)
 	char name[IOS_NAME_MAX * 6 + 3], line[IOS_LINE_MAX];
 	int n;
 
-	if (ios_json_string(name, sizeof(name), s->name) < 0)
+	if (json_quote(name, sizeof(name), s->name) < 0)
 		return;
 	n = snprintf(line, sizeof(line),
 		     "{\"event\":\"ready\",\"server\":%s,\"class\":\"%s\",\"connections\":%u}\n",
@@ -77,8 +48,8 @@ void ios_event_dev(struct vu_dev *d, const char *event, const char *reason, int 
 	char name[IOS_NAME_MAX * 6 + 3], part[IOS_NAME_MAX * 6 + 3], line[IOS_LINE_MAX];
 	int n;
 
-	if (ios_json_string(name, sizeof(name), d->s->name) < 0 ||
-	    ios_json_string(part, sizeof(part), d->partition) < 0)
+	if (json_quote(name, sizeof(name), d->s->name) < 0 ||
+	    json_quote(part, sizeof(part), d->partition) < 0)
 		return;
 	n = snprintf(line, sizeof(line),
 		     "{\"event\":\"%s\",\"server\":%s,\"partition\":%s,\"device\":%u", event,

@@ -173,7 +173,6 @@ void ios_watch_del(struct ios *s, struct ios_watch *w);
 int ios_run(struct ios *s);
 
 /* events.c: one JSON line per event on the event fd. */
-int ios_json_string(char *out, size_t size, const char *s);
 void ios_event_ready(struct ios *s);
 void ios_event_dev(struct vu_dev *d, const char *event, const char *reason, int queue);
 

@@ -9,47 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/json_quote.h"
 #include "monitor/mon.h"
 
 #define EV_LINE_MAX 4096     /* PIPE_BUF: one write is atomic on a pipe */
 
-/* Write s as a quoted JSON string into out[0..size); bytes outside printable ASCII are
- * escaped, so the result is valid JSON whatever s holds. Returns the length, or -1 when
- * it does not fit. */
-int ev_json_string(char *out, size_t size, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-
-	if (size < 3)
-		return -1;
-	out[n++] = '"';
-	for (; *s; s++) {
-		unsigned char c = *s;
-
-		if (n + 7 > size)
-			return -1;
-		if (c == '"' || c == '\\') {
-			out[n++] = '\\';
-			out[n++] = c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			memcpy(out + n, "\\u00", 4);
-			out[n + 4] = hex[c >> 4];
-			out[n + 5] = hex[c & 15];
-			n += 6;
-		} else {
-			out[n++] = c;
-		}
-	}
-	out[n++] = '"';
-	out[n] = 0;
-	return n;
-}
-
 int ev_init(struct mon *m)
 {
 	m->event_fd = m->opt->event_fd;
-	if (ev_json_string(m->name_json, sizeof(m->name_json), m->opt->name) < 0)
+	if (json_quote(m->name_json, sizeof(m->name_json), m->opt->name) < 0)
 		return -ENAMETOOLONG;
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/json_quote.h"
 #include "bulkhead/bootinfo.h"
 #include "bulkhead/platform.h"
 #include "commands.h"
@@ -84,7 +85,7 @@ static int mon_fail(struct mon *m, const char *fmt, ...)
 		fprintf(stderr, "bulkhead monitor: %s: %s\n", m->opt->name, msg);
 	else
 		fprintf(stderr, "bulkhead monitor: %s\n", msg);
-	if (m && m->event_fd >= 0 && ev_json_string(json, sizeof(json), msg) > 0)
+	if (m && m->event_fd >= 0 && json_quote(json, sizeof(json), msg) > 0)
 		ev_emit(m, "error", "\"message\":%s", json);
 	return MON_EXIT_SETUP;
 }

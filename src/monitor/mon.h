@@ -149,7 +149,6 @@ int mon_irq_line(struct mon *m, unsigned irq, int level);
 int sysctl_register(struct mon *m);
 
 /* events.c */
-int  ev_json_string(char *out, size_t size, const char *s);
 int  ev_init(struct mon *m);
 void ev_emit(struct mon *m, const char *event, const char *fields_fmt, ...)
 	__attribute__((format(printf, 3, 4)));
