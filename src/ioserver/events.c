@@ -78,3 +78,19 @@ void ios_log(struct ios *s, const struct vu_dev *d, const char *fmt, ...)
 	else
 		fprintf(stderr, "bulkhead ioserver: %s: %s\n", s->name, msg);
 }
+
+/* A restarted server found requests of queue left in flight and resubmits them. */
+void ios_event_replay(struct vu_dev *d, int queue, unsigned requests)
+{
+	char name[IOS_NAME_MAX * 6 + 3], part[IOS_NAME_MAX * 6 + 3], line[IOS_LINE_MAX];
+	int n;
+
+	if (json_quote(name, sizeof(name), d->s->name) < 0 ||
+	    json_quote(part, sizeof(part), d->partition) < 0)
+		return;
+	n = snprintf(line, sizeof(line),
+		     "{\"event\":\"replay\",\"server\":%s,\"partition\":%s,\"device\":%u,"
+		     "\"queue\":%d,\"requests\":%u}\n", name, part, d->device, queue, requests);
+	if (n > 0 && (size_t)n < sizeof(line))
+		ios_write_line(d->s, line, (size_t)n);
+}

@@ -12,6 +12,7 @@
 
 #include "common/vhost_user.h"
 #include "common/vring.h"
+#include "ioserver/vu_inflight.h"
 
 #define IOS_NAME_MAX     64       /* server and partition names */
 #define IOS_MAX_QUEUES   2        /* the most any class has (console: rx, tx) */
@@ -26,9 +27,10 @@
 #define IOS_RING_FEATURES ((1ull << VIRTIO_F_INDIRECT_DESC) | (1ull << VIRTIO_F_EVENT_IDX) | \
 			   (1ull << VIRTIO_F_VERSION_1))
 
-/* Protocol features offered (vhost-user): no MQ, no memory slots, no inflight fd. */
+/* Protocol features offered (vhost-user): no MQ, no memory slots. */
 #define IOS_PROTOCOL_FEATURES ((1ull << VU_PROTOCOL_F_REPLY_ACK) | \
 			       (1ull << VU_PROTOCOL_F_CONFIG) | \
+			       (1ull << VU_PROTOCOL_F_INFLIGHT_SHMFD) | \
 			       (1ull << VU_PROTOCOL_F_RESET_DEVICE))
 
 struct ios;
@@ -68,6 +70,13 @@ struct vu_queue {
 	bool pushed;                      /* used entries since the last notification */
 	int kick_fd, call_fd, err_fd;
 	struct ios_watch kick_watch;
+	/* Inflight tracking (vu_inflight.h), while the ring runs on a region. */
+	struct vu_inflight_queue *infl;   /* this queue's region; NULL: not tracked */
+	uint16_t infl_batch_head;         /* our copy of its last_batch_head */
+	bool infl_inherited;              /* region from SET_INFLIGHT_FD, ring not started
+					   * on it yet: a restarted server's first start */
+	struct vu_inflight_head *replay;  /* heads to resubmit before the avail ring */
+	unsigned nreplay, replay_next;
 };
 
 /* A region of the memory table, mapped. */
@@ -96,6 +105,7 @@ struct vu_dev {
 	bool broken;                      /* NEEDS_RESET: a ring was corrupt */
 	bool dead;                        /* disconnected; freed at the end of the turn */
 	struct vu_mem mem;
+	struct vu_inflight_map infl;      /* GET/SET_INFLIGHT_FD; map NULL without */
 	struct vu_queue q[IOS_MAX_QUEUES];
 	void *priv;                       /* the class's per-device state */
 };
@@ -175,12 +185,14 @@ int ios_run(struct ios *s);
 /* events.c: one JSON line per event on the event fd. */
 void ios_event_ready(struct ios *s);
 void ios_event_dev(struct vu_dev *d, const char *event, const char *reason, int queue);
+void ios_event_replay(struct vu_dev *d, int queue, unsigned requests);
 
 /* vu_dev.c: connections. */
 int vu_dev_new(struct ios *s, const struct ios_conn_spec *spec, struct vu_dev **out);
 void vu_dev_close(struct vu_dev *d);
 void vu_dev_free(struct vu_dev *d);
 void vu_dev_fail(struct vu_dev *d, struct vu_queue *vq, enum vring_error e);
+void vu_dev_fail_reason(struct vu_dev *d, struct vu_queue *vq, const char *reason);
 
 /* vu_msg.c: the vhost-user requests. Returns 0, or -errno to drop the connection. */
 int vu_dev_message(struct vu_dev *d);

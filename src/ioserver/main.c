@@ -85,7 +85,8 @@ static void ios_usage(FILE *out)
 		"  --help            show this help\n"
 		"\n"
 		"events: ready, device_error (a corrupt ring: that device stops until reset, the\n"
-		"others go on), device_reset, disconnect.\n"
+		"others go on), device_reset, disconnect, replay (requests a killed server left\n"
+		"in flight, resubmitted: vhost-user INFLIGHT_SHMFD).\n"
 		"exit status: 0 stopped by SIGINT/SIGTERM or no connection left, 1 failure while\n"
 		"running, 2 bad command line or set-up error.\n",
 		IOS_MAX_CONNS, IOS_POLL_US);

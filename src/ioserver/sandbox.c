@@ -1,7 +1,8 @@
 /*
  * The I/O server's seccomp allowlist, entered once every fd it will use is open: what the
  * loop needs and nothing else. No open, no exec, no new processes, no executable mmap;
- * accept4, socket timeouts and one unlinkat only when standalone.
+ * a memfd only for inflight regions; accept4, socket timeouts and one unlinkat only when
+ * standalone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,14 @@ static int ios_sandbox_rules(struct ios *s, scmp_filter_ctx ctx)
 	if (!rc)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
 				      SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	/* Inflight regions (GET_INFLIGHT_FD): a sealable memfd, sized with fallocate, and
+	 * sealed; nothing else of fcntl. */
+	if (!rc)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(memfd_create), 1,
+				      SCMP_A1(SCMP_CMP_EQ, MFD_CLOEXEC | MFD_ALLOW_SEALING));
+	if (!rc)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+				      SCMP_A1(SCMP_CMP_EQ, F_ADD_SEALS));
 	/* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in glibc: only that form. */
 	if (!rc)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,

@@ -72,7 +72,9 @@ int vu_dev_new(struct ios *s, const struct ios_conn_spec *spec, struct vu_dev **
 	return 0;
 }
 
-void vu_dev_fail(struct vu_dev *d, struct vu_queue *vq, enum vring_error e)
+/* reason: a vring_error_name(), or "bad_inflight" (an inflight region that cannot be
+ * right for the ring it is given with). */
+void vu_dev_fail_reason(struct vu_dev *d, struct vu_queue *vq, const char *reason)
 {
 	static const uint64_t one = 1;
 
@@ -83,9 +85,14 @@ void vu_dev_fail(struct vu_dev *d, struct vu_queue *vq, enum vring_error e)
 		if (d->q[i].err_fd >= 0 && write(d->q[i].err_fd, &one, sizeof(one)) < 0) {
 			/* the supervisor has the event line anyway */
 		}
-	ios_event_dev(d, "device_error", vring_error_name(e), vq ? (int)vq->index : -1);
+	ios_event_dev(d, "device_error", reason, vq ? (int)vq->index : -1);
 	ios_log(d->s, d, "queue %d: corrupt ring (%s): device needs reset",
-		vq ? (int)vq->index : -1, vring_error_name(e));
+		vq ? (int)vq->index : -1, reason);
+}
+
+void vu_dev_fail(struct vu_dev *d, struct vu_queue *vq, enum vring_error e)
+{
+	vu_dev_fail_reason(d, vq, vring_error_name(e));
 }
 
 void vu_dev_close(struct vu_dev *d)
@@ -119,6 +126,7 @@ void vu_dev_free(struct vu_dev *d)
 	for (unsigned i = 0; i < IOS_MAX_QUEUES; i++)
 		vu_queue_close_fds(&d->q[i]);
 	vu_mem_clear(&d->mem);
+	vu_inflight_unmap(&d->infl);
 	close(d->sock);
 	free(d);
 }

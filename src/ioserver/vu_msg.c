@@ -10,6 +10,11 @@
 
 #include "ioserver/ioserver.h"
 
+/* The inflight description as frontends send it: QEMU's struct is not packed, so its
+ * 20 bytes of fields travel as 24 (and QEMU checks the reply's size). */
+#define VU_INFLIGHT_MSG_SIZE 24
+_Static_assert(sizeof(union vu_payload) >= VU_INFLIGHT_MSG_SIZE, "room for the reply");
+
 /* A handler returns 0 or -errno; it fills reply->payload (and hdr.size) when the
  * request has a reply of its own. */
 typedef int (*vu_handler_fn)(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *reply);
@@ -62,6 +67,18 @@ static int vu_set_owner(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *rep
 	return 0;
 }
 
+/* Every queue's inflight record emptied: the device starts afresh, nothing it had taken
+ * is to be resubmitted (a device reset). */
+static void vu_inflight_forget_all(struct vu_dev *d)
+{
+	for (unsigned i = 0; i < d->s->ops->nqueues; i++) {
+		struct vu_inflight_queue *q = vu_inflight_queue(&d->infl, i);
+
+		if (q)
+			vu_inflight_forget(q, d->infl.queue_size);
+	}
+}
+
 /* RESET_DEVICE, and RESET_OWNER taken the same way: every ring stopped, its fds closed,
  * the memory table dropped, features forgotten; the device is whole again. */
 static int vu_reset(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *reply)
@@ -71,6 +88,7 @@ static int vu_reset(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *reply)
 		vu_queue_close_fds(&d->q[i]);
 		vu_queue_init(d, &d->q[i], i);
 	}
+	vu_inflight_forget_all(d);
 	vu_mem_clear(&d->mem);
 	d->features = 0;
 	if (d->broken)
@@ -222,6 +240,7 @@ static int vu_set_vring_kick(struct vu_dev *d, struct vu_msg *msg, struct vu_msg
 		return 0;
 	if (d->broken && !vu_any_started(d)) {
 		d->broken = false;
+		vu_inflight_forget_all(d);
 		ios_event_dev(d, "device_reset", NULL, -1);
 	}
 	rc = vu_queue_start(vq);
@@ -291,6 +310,67 @@ static int vu_get_config(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *re
 	return 0;
 }
 
+/* Whether the frontend may hand over an inflight region now: negotiated, every ring
+ * stopped, a sensible shape. */
+static int vu_inflight_allowed(struct vu_dev *d, const struct vu_inflight *want)
+{
+	if (!(d->protocol_features & (1ull << VU_PROTOCOL_F_INFLIGHT_SHMFD)))
+		return -EINVAL;
+	if (vu_any_started(d))
+		return -EBUSY;
+	if (!want->num_queues || want->num_queues > d->s->ops->nqueues ||
+	    !want->queue_size || want->queue_size > VU_INFLIGHT_MAX_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+/* A new region for num_queues queues of queue_size: ours to track in from now on, its
+ * fd for the frontend to keep (and hand to the next server). An error is a reply with
+ * mmap_size 0 and no fd, which QEMU takes for "no inflight tracking". */
+static int vu_get_inflight_fd(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *reply)
+{
+	struct vu_inflight want = msg->payload.inflight;
+	struct vu_inflight *r = &reply->payload.inflight;
+	uint64_t size;
+	int fd, rc;
+
+	memset(&reply->payload, 0, VU_INFLIGHT_MSG_SIZE);
+	reply->hdr.size = VU_INFLIGHT_MSG_SIZE;
+	rc = vu_inflight_allowed(d, &want);
+	if (!rc)
+		rc = vu_inflight_create(&d->infl, want.num_queues, want.queue_size, &fd, &size);
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < IOS_MAX_QUEUES; i++)
+		d->q[i].infl_inherited = false;
+	r->mmap_size = size;
+	r->mmap_offset = 0;
+	r->num_queues = want.num_queues;
+	r->queue_size = want.queue_size;
+	reply->fds[0] = fd;
+	reply->nfds = 1;
+	return 0;
+}
+
+/* The frontend's region: a fresh one, or what a previous server of this device left
+ * (resubmitted when the rings start). */
+static int vu_set_inflight_fd(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *reply)
+{
+	struct vu_inflight want = msg->payload.inflight;
+	int rc = vu_inflight_allowed(d, &want);
+
+	if (!rc && msg->nfds != 1)
+		rc = -EINVAL;
+	if (!rc)
+		rc = vu_inflight_map_fd(&d->infl, msg->fds[0], want.mmap_size, want.mmap_offset,
+					want.num_queues, want.queue_size);
+	if (rc)
+		return rc;
+	for (unsigned i = 0; i < IOS_MAX_QUEUES; i++)
+		d->q[i].infl_inherited = true;
+	return 0;
+}
+
 /* No class has a writable configuration field. */
 static int vu_set_config(struct vu_dev *d, struct vu_msg *msg, struct vu_msg *reply)
 {
@@ -322,6 +402,10 @@ static const struct vu_handler vu_handlers[] = {
 	[VU_SET_VRING_ENABLE] = { vu_set_vring_enable, sizeof(struct vu_vring_state), false },
 	[VU_GET_CONFIG] = { vu_get_config, offsetof(struct vu_config, payload), true },
 	[VU_SET_CONFIG] = { vu_set_config, offsetof(struct vu_config, payload), false },
+	[VU_GET_INFLIGHT_FD] = { vu_get_inflight_fd, offsetof(struct vu_inflight, queue_size) +
+							  sizeof(uint16_t), true },
+	[VU_SET_INFLIGHT_FD] = { vu_set_inflight_fd, offsetof(struct vu_inflight, queue_size) +
+							  sizeof(uint16_t), false },
 	[VU_RESET_DEVICE] = { vu_reset, 0, false },
 };
 
@@ -358,8 +442,11 @@ int vu_dev_message(struct vu_dev *d)
 	if (rc && h && h->fn)
 		ios_log(d->s, d, "%s refused: %s", vu_request_name(msg.hdr.request),
 			strerror(-rc));
-	if (h && h->fn && h->replies)
-		return vu_send(d->sock, &reply);
+	if (h && h->fn && h->replies) {
+		rc = vu_send(d->sock, &reply);
+		vu_close_fds(&reply);         /* the frontend has its own copies now */
+		return rc;
+	}
 	if (msg.hdr.flags & VU_FLAG_NEED_REPLY) {
 		vu_reply_u64(&reply, rc ? (uint64_t)-rc : 0);
 		return vu_send(d->sock, &reply);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +56,10 @@ static void mon_usage(FILE *out)
 		"                    unix socket FD or at PATH. window (default): the server\n"
 		"                    sees only a per-device window the monitor copies through;\n"
 		"                    shared: it maps guest RAM. Up to %d\n"
+		"  --control-fd FD   the supervisor's SOCK_SEQPACKET socket: a device whose\n"
+		"                    server hangs up is paused until a new connection (or word\n"
+		"                    that the server is gone) arrives on it; without it the\n"
+		"                    device needs a reset at once\n"
 		"  --on-violation stop|ignore\n"
 		"                    stop (default): an access to an unassigned port or address\n"
 		"                    stops the partition; ignore: it is reported (the first %d\n"
@@ -140,6 +145,14 @@ static int mon_parse_fd(const char *s, int *fd)
 	return 0;
 }
 
+static bool mon_is_seqpacket(int fd)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	return !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) && type == SOCK_SEQPACKET;
+}
+
 /* A CPU list: comma-separated numbers and ranges ("0,2-3"). */
 static int mon_parse_cpus(const char *s, cpu_set_t *set)
 {
@@ -195,7 +208,7 @@ static const char *mon_default_name(const char *image, char *buf, size_t size)
 }
 
 enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
-       OPT_EVENT_FD, OPT_REGION, OPT_DEVICE, OPT_ON_VIOLATION, OPT_HELP };
+       OPT_EVENT_FD, OPT_REGION, OPT_DEVICE, OPT_CONTROL_FD, OPT_ON_VIOLATION, OPT_HELP };
 
 static const struct option mon_longopts[] = {
 	{ "name",     required_argument, NULL, OPT_NAME },
@@ -208,6 +221,7 @@ static const struct option mon_longopts[] = {
 	{ "event-fd", required_argument, NULL, OPT_EVENT_FD },
 	{ "region",   required_argument, NULL, OPT_REGION },
 	{ "device",   required_argument, NULL, OPT_DEVICE },
+	{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 	{ "on-violation", required_argument, NULL, OPT_ON_VIOLATION },
 	{ "help",     no_argument,       NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -221,7 +235,7 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 	bool have_memory = false;
 	int c;
 
-	*o = (struct mon_options){ .mem_fd = -1, .event_fd = STDERR_FILENO };
+	*o = (struct mon_options){ .mem_fd = -1, .event_fd = STDERR_FILENO, .control_fd = -1 };
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", mon_longopts, NULL)) != -1) {
@@ -282,6 +296,11 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 			o->ndevices++;
 			break;
 		}
+		case OPT_CONTROL_FD:
+			if (mon_parse_fd(optarg, &o->control_fd) || !mon_is_seqpacket(o->control_fd))
+				return mon_fail(NULL, "--control-fd: not a SOCK_SEQPACKET socket: '%s'",
+						optarg);
+			break;
 		case OPT_ON_VIOLATION:
 			if (!strcmp(optarg, "ignore"))
 				o->ignore_violations = true;
@@ -373,7 +392,7 @@ int mon_cmd_monitor(int argc, char **argv)
 {
 	struct mon_options opt;
 	struct mon m = { .opt = &opt, .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1,
-			 .event_fd = -1 };
+			 .event_fd = -1, .ctl.fd = -1 };
 	char name_buf[BH_NAME_MAX + 1];
 	cpu_set_t cpus;
 	int ret;

@@ -77,6 +77,7 @@ struct mon_options {
 	bool        ignore_violations;   /* --on-violation ignore */
 	struct mon_device devices[MON_DEVICES_MAX];
 	unsigned    ndevices;
+	int         control_fd;   /* --control-fd: the supervisor's SOCK_SEQPACKET, or -1 */
 };
 
 struct vdev;
@@ -116,6 +117,11 @@ struct mon {
 	unsigned        nvdev;
 	struct mon_irq  irq;
 	struct iot      iot;
+	struct {
+		int      fd;              /* -1: none, or closed by the supervisor */
+		struct iot_source src;
+		unsigned reports;         /* bad messages reported */
+	} ctl;
 	struct {
 		uint64_t kicks;
 		uint64_t last_kick_ns;    /* CLOCK_MONOTONIC */
@@ -166,6 +172,10 @@ int mon_device_parse(const char *arg, struct mon_device *d, const char **why);
 int mon_devices_setup(struct mon *m, const char **who, const char **why);
 int vdev_start_io(struct mon *m);
 void mon_devices_destroy(struct mon *m);
+
+/* control.c: the supervisor's control socket (--control-fd) */
+int ctl_watch(struct mon *m);
+bool ctl_up(const struct mon *m);
 
 /* sandbox.c */
 int sandbox_enter(struct mon *m);

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 
 #include "monitor/mon.h"
 
@@ -16,7 +17,9 @@
  * sigaltstack is the sanitizer runtime's, on _exit. The virtio devices add the I/O
  * thread's epoll, vhost-user messages on the already-connected server sockets
  * (sendmsg, recvmsg and recv, which is recvfrom; close for descriptors a server
- * sends unasked). */
+ * sends unasked). A restarted server's connection arrives on the control socket
+ * (recvmsg) and gets fresh eventfds (eventfd2) and the socket timeouts (setsockopt,
+ * those two options only). */
 static const int sandbox_syscalls[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev),
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
@@ -24,7 +27,15 @@ static const int sandbox_syscalls[] = {
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 	SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime), SCMP_SYS(sigaltstack),
-	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise),
+	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(eventfd2),
+};
+
+/* setsockopt(fd, SOL_SOCKET, one of these, ...) on a reconnected server socket. */
+static const int sandbox_sockopts[] = {
+	SO_RCVTIMEO, SO_SNDTIMEO,
+#if defined(SO_RCVTIMEO_NEW) && SO_RCVTIMEO_NEW != SO_RCVTIMEO
+	SO_RCVTIMEO_NEW, SO_SNDTIMEO_NEW,
+#endif
 };
 
 /* KVM requests allowed after set-up, on whichever KVM fd. The virtio devices move
@@ -49,6 +60,10 @@ int sandbox_enter(struct mon *m)
 	for (size_t i = 0; !ret && i < sizeof(sandbox_ioctls) / sizeof(sandbox_ioctls[0]); i++)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
 				       SCMP_A1(SCMP_CMP_EQ, sandbox_ioctls[i]));
+	for (size_t i = 0; !ret && i < sizeof(sandbox_sockopts) / sizeof(sandbox_sockopts[0]); i++)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
+				       SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
+				       SCMP_A2(SCMP_CMP_EQ, sandbox_sockopts[i]));
 	/* malloc may map anonymous memory, never executable memory. */
 	if (!ret)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,

@@ -1,23 +1,65 @@
 /*
  * The vhost-user frontend of a device (QEMU's vhost-user protocol): owner, features,
- * protocol features and configuration at start-up; features, memory table and rings
- * when the guest sets DRIVER_OK; GET_VRING_BASE when it resets the device. Every reply
- * is checked against the request; with REPLY_ACK every other message is acknowledged.
+ * protocol features and configuration at start-up (and the inflight region in shared
+ * mode when a restarted server may have to resubmit requests); features, memory table
+ * and rings when the guest sets DRIVER_OK; GET_VRING_BASE when it resets the device;
+ * the same handshake again on a new connection to a restarted server. Every reply is
+ * checked against the request; with REPLY_ACK every other message is acknowledged.
  * The socket has send and receive timeouts, so a stuck server cannot hang the vCPU.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "monitor/virtio.h"
 
-#define VHF_WANTED_PROTOCOL ((1ULL << VU_PROTOCOL_F_REPLY_ACK) | (1ULL << VU_PROTOCOL_F_CONFIG))
+#define VHF_SOCK_TIMEOUT_S 5         /* a server must answer a request within this */
 #define VU_CONFIG_HDR 12             /* offset, size, flags before the payload */
+#define VU_INFLIGHT_MIN 20           /* mmap_size, mmap_offset, num_queues, queue_size */
+
+/* GET/SET_INFLIGHT_FD's payload as QEMU sends it: the C structure with its tail
+ * padding, 24 bytes (backends built on libvhost-user insist on that size). */
+struct vhf_inflight_msg {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+	uint16_t num_queues;
+	uint16_t queue_size;
+	uint32_t padding;
+};
 
 static bool vhf_has_reply(uint32_t req)
 {
 	return req == VU_GET_FEATURES || req == VU_GET_PROTOCOL_FEATURES ||
-	       req == VU_GET_VRING_BASE || req == VU_GET_CONFIG || req == VU_GET_QUEUE_NUM;
+	       req == VU_GET_VRING_BASE || req == VU_GET_CONFIG || req == VU_GET_QUEUE_NUM ||
+	       req == VU_GET_INFLIGHT_FD;
+}
+
+/* Protocol features the monitor uses: acknowledgements and the configuration always;
+ * inflight tracking in shared mode when a restarted server can be reconnected. */
+static uint64_t vhf_wanted_protocol(const struct vdev *d)
+{
+	uint64_t want = (1ULL << VU_PROTOCOL_F_REPLY_ACK) | (1ULL << VU_PROTOCOL_F_CONFIG);
+
+	if (d->isolation == VDEV_SHARED && ctl_up(d->m))
+		want |= 1ULL << VU_PROTOCOL_F_INFLIGHT_SHMFD;
+	return want;
+}
+
+bool vhf_has_inflight(const struct vdev *d)
+{
+	return (d->protocol_features & (1ULL << VU_PROTOCOL_F_INFLIGHT_SHMFD)) &&
+	       d->inflight.fd >= 0;
+}
+
+int vhf_set_timeouts(int sock)
+{
+	struct timeval tv = { .tv_sec = VHF_SOCK_TIMEOUT_S };
+
+	if (setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return -errno;
+	return 0;
 }
 
 /* One request; *reply (for requests that have one) receives the server's answer. */
@@ -30,7 +72,7 @@ static int vhf_request(struct vdev *d, uint32_t req, const void *payload, uint32
 	struct vu_msg *r = vhf_has_reply(req) ? reply : &ack;
 	int ret;
 
-	if (d->backend_dead)
+	if (d->backend_dead || d->sock < 0)
 		return -EPIPE;
 	memset(&msg.hdr, 0, sizeof(msg.hdr));
 	msg.hdr.request = req;
@@ -50,9 +92,11 @@ static int vhf_request(struct vdev *d, uint32_t req, const void *payload, uint32
 	}
 	if (!vhf_has_reply(req) && !want_ack)
 		return 0;
-	vu_close_fds(r);                      /* no reply the frontend asks for carries fds */
+	if (req != VU_GET_INFLIGHT_FD)
+		vu_close_fds(r);              /* only the inflight region comes with an fd */
 	if (r->hdr.request != req || !(r->hdr.flags & VU_FLAG_REPLY) ||
 	    (r->hdr.flags & VU_VERSION_MASK) != VU_VERSION) {
+		vu_close_fds(r);
 		d->backend_dead = true;
 		return -EPROTO;
 	}
@@ -110,32 +154,80 @@ static int vhf_get_config(struct vdev *d)
 	return 0;
 }
 
-int vhf_setup(struct vdev *d, const char **why)
+/* GET_INFLIGHT_FD: the region the server tracks requests in (one per device, kept for
+ * the monitor's life: a restarted server gets it back with SET_INFLIGHT_FD). */
+static int vhf_get_inflight(struct vdev *d)
 {
-	uint64_t pf;
+	struct vhf_inflight_msg q = { .num_queues = vdev_nqueues(d), .queue_size = VDEV_QUEUE_SIZE };
+	struct vu_msg r;
 	int ret;
 
+	ret = vhf_request(d, VU_GET_INFLIGHT_FD, &q, sizeof(q), NULL, 0, &r);
+	if (ret)
+		return ret;
+	if (r.hdr.size < VU_INFLIGHT_MIN) {
+		vu_close_fds(&r);
+		return -EPROTO;
+	}
+	memcpy(&q, &r.payload, VU_INFLIGHT_MIN);
+	if (!q.mmap_size && !r.nfds)
+		return 0;                     /* QEMU's "no tracking": a restart resets shared mode */
+	if (r.nfds != 1) {
+		vu_close_fds(&r);
+		return -EPROTO;
+	}
+	ret = vif_map(d, r.fds[0], q.mmap_size, q.mmap_offset);
+	if (ret)
+		vu_close_fds(&r);             /* vif_map keeps the fd only on success */
+	return ret;
+}
+
+static int vhf_set_inflight(struct vdev *d)
+{
+	struct vhf_inflight_msg q = { .mmap_size = d->inflight.size,
+				      .mmap_offset = d->inflight.offset,
+				      .num_queues = vdev_nqueues(d), .queue_size = VDEV_QUEUE_SIZE };
+
+	return vhf_request(d, VU_SET_INFLIGHT_FD, &q, sizeof(q), &d->inflight.fd, 1, NULL);
+}
+
+/* SET_OWNER, GET_FEATURES and the protocol features, on a new connection. */
+static int vhf_handshake(struct vdev *d, uint64_t *features, uint64_t *pf, const char **why)
+{
+	int ret;
+
+	*pf = 0;
 	ret = vhf_request(d, VU_SET_OWNER, NULL, 0, NULL, 0, NULL);
 	if (!ret)
-		ret = vhf_get_u64(d, VU_GET_FEATURES, &d->backend_features);
+		ret = vhf_get_u64(d, VU_GET_FEATURES, features);
 	if (ret) {
 		*why = "the server does not answer SET_OWNER/GET_FEATURES";
 		return ret;
 	}
-	if (!(d->backend_features & (1ULL << VIRTIO_F_VERSION_1))) {
+	if (!(*features & (1ULL << VIRTIO_F_VERSION_1))) {
 		*why = "the server does not offer VIRTIO_F_VERSION_1";
 		return -ENOTSUP;
 	}
-	if (d->backend_features & (1ULL << VU_F_PROTOCOL_FEATURES)) {
-		ret = vhf_get_u64(d, VU_GET_PROTOCOL_FEATURES, &pf);
+	if (*features & (1ULL << VU_F_PROTOCOL_FEATURES)) {
+		ret = vhf_get_u64(d, VU_GET_PROTOCOL_FEATURES, pf);
+		*pf &= vhf_wanted_protocol(d);
 		if (!ret)
-			ret = vhf_u64(d, VU_SET_PROTOCOL_FEATURES, pf & VHF_WANTED_PROTOCOL);
+			ret = vhf_u64(d, VU_SET_PROTOCOL_FEATURES, *pf);
 		if (ret) {
 			*why = "protocol feature negotiation failed";
 			return ret;
 		}
-		d->protocol_features = pf & VHF_WANTED_PROTOCOL;
 	}
+	return 0;
+}
+
+int vhf_setup(struct vdev *d, const char **why)
+{
+	int ret;
+
+	ret = vhf_handshake(d, &d->backend_features, &d->protocol_features, why);
+	if (ret)
+		return ret;
 	if (d->type->config_default)
 		d->type->config_default(d->config);
 	if (d->type->config_size && (d->protocol_features & (1ULL << VU_PROTOCOL_F_CONFIG))) {
@@ -148,6 +240,48 @@ int vhf_setup(struct vdev *d, const char **why)
 		*why = "the server cannot send its configuration (VHOST_USER_PROTOCOL_F_CONFIG)";
 		return -ENOTSUP;
 	}
+	if (d->protocol_features & (1ULL << VU_PROTOCOL_F_INFLIGHT_SHMFD)) {
+		ret = vhf_get_inflight(d);
+		if (ret) {
+			*why = "GET_INFLIGHT_FD failed or gave an unusable region";
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* Feature bits the guest may have been offered or the server was given: a restarted
+ * server must offer every one the first one did. */
+static uint64_t vhf_kept_features(const struct vdev *d)
+{
+	return (d->backend_features & (d->type->features | VIRTIO_TRANSPORT_FEATURES |
+				       (1ULL << VU_F_PROTOCOL_FEATURES))) | d->srv_features;
+}
+
+int vhf_reconnect(struct vdev *d, int sock, const char **why)
+{
+	uint64_t features, pf, lost;
+	int ret;
+
+	d->sock = sock;
+	d->backend_dead = false;
+	d->srv_rings = false;
+	d->protocol_features = 0;             /* no REPLY_ACK before it is negotiated again */
+	if (vhf_set_timeouts(sock)) {
+		*why = "the new connection is not a socket";
+		return -ENOTSOCK;
+	}
+	ret = vhf_handshake(d, &features, &pf, why);
+	if (ret)
+		return ret;
+	lost = vhf_kept_features(d) & ~features;
+	if (lost) {
+		*why = "the restarted server lacks features the device uses";
+		return -ENOTSUP;
+	}
+	/* Protocol features are the new server's: the inflight region only survives when
+	 * it still has INFLIGHT_SHMFD (shared mode then falls back to a reset). */
+	d->protocol_features = pf;
 	return 0;
 }
 
@@ -180,6 +314,13 @@ int vhf_start(struct vdev *d, uint64_t features, const struct vhf_mem *mem,
 	struct vu_mem_table t = { .nregions = mem->nregions };
 	int ret;
 
+	if (vhf_has_inflight(d)) {
+		ret = vhf_set_inflight(d);   /* before the rings: the server reads it on the kick */
+		if (ret) {
+			*why = "SET_INFLIGHT_FD failed";
+			return ret;
+		}
+	}
 	features |= d->backend_features & (1ULL << VU_F_PROTOCOL_FEATURES);
 	ret = vhf_u64(d, VU_SET_FEATURES, features);
 	if (ret) {
@@ -202,6 +343,8 @@ int vhf_start(struct vdev *d, uint64_t features, const struct vhf_mem *mem,
 			return ret;
 		}
 	}
+	d->srv_features = features;
+	d->srv_rings = true;
 	return 0;
 }
 
@@ -211,6 +354,9 @@ int vhf_stop(struct vdev *d)
 {
 	int ret = 0;
 
+	if (!d->srv_rings)
+		return 0;                     /* nothing runs on this connection */
+	d->srv_rings = false;
 	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
 		struct vu_vring_state s = { i, 0 };
 		struct vu_msg r;

@@ -82,6 +82,20 @@
 
 enum vdev_isolation { VDEV_WINDOW = 0, VDEV_SHARED };
 
+/* The device's link to its server. PAUSED only exists with --control-fd: the server
+ * hung up and the supervisor will send a new connection (RECONNECT) or give up
+ * (FAILED, and then DEAD). DEAD: no server, the device needs a reset. */
+enum vdev_conn { VDEV_CONN_UP = 0, VDEV_CONN_PAUSED, VDEV_CONN_DEAD };
+
+/* Shared mode with --control-fd: the server's inflight region (vhost-user
+ * VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD), kept across server restarts. */
+struct vdev_inflight {
+	int      fd;                     /* -1: none */
+	uint8_t *map;
+	uint64_t size, offset;           /* as GET_INFLIGHT_FD gave them */
+	uint64_t stride;                 /* bytes per queue region */
+};
+
 struct vdev;
 
 /* What differs between device types; the transport calls it. One file per type. */
@@ -172,13 +186,21 @@ struct vdev {
 	struct vdev_queue q[VDEV_MAX_QUEUES];
 	struct msix msix;
 
+	uint64_t config_written;         /* bit i: the guest wrote config byte i */
+
 	/* vhost-user (vhost_frontend.c) */
 	int      sock;
 	uint64_t backend_features;
 	uint64_t protocol_features;
-	bool     backend_dead;
+	uint64_t srv_features;           /* sent with SET_FEATURES at the last start */
+	bool     backend_dead;           /* this connection's stream is unusable */
+	bool     srv_rings;              /* the server runs this device's rings */
+	enum vdev_conn conn;
 	unsigned reports;                /* device events emitted */
-	struct iot_source sock_src;
+	struct iot_source sock_src[2];   /* alternate per connection: a stale hang-up
+					  * event names the source it was for */
+	unsigned sock_gen;               /* sock_src[sock_gen & 1] is the live one */
+	struct vdev_inflight inflight;
 
 	struct win *win;                 /* window mode */
 };
@@ -194,6 +216,24 @@ int vdev_create(struct mon *m, const struct mon_device *opt, unsigned index, con
 int vdev_start_io(struct mon *m);
 void vdev_needs_reset(struct vdev *d, const char *why, const char *detail_fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The server connection broke (hang-up, or a request failed on it): paused while a
+ * control socket can bring a new one, NEEDS_RESET otherwise. Device lock held. */
+void vdev_server_lost(struct vdev *d, const char *reason);
+int vdev_watch_sock(struct vdev *d);
+int vdev_renew_fds(struct vdev *d);
+int vdev_start_server(struct vdev *d, const char **why);
+int vdev_start_shared(struct vdev *d, const uint16_t *base, const char **why);
+
+/* reconnect.c: RECONNECT and FAILED from the control socket (I/O thread) */
+void vdev_reconnect(struct vdev *d, int sock);
+void vdev_failed(struct vdev *d);
+bool vdev_peer_gone(int sock);
+
+/* inflight.c: shared mode's inflight region */
+int vif_map(struct vdev *d, int fd, uint64_t size, uint64_t offset);
+int vif_bases(struct vdev *d, uint16_t *base, unsigned *replayed, const char **why);
+void vif_clear(struct vdev *d);
+void vif_destroy(struct vdev *d);
 
 /* virtio_common.c: the common configuration, ISR, device configuration, notify */
 int vdev_common_io(struct vdev *d, uint64_t off, uint64_t *val, unsigned size, bool write);
@@ -229,14 +269,21 @@ struct vhf_mem {
 };
 
 int vhf_setup(struct vdev *d, const char **why);
+/* A new connection to a restarted server: the same owner, features and protocol
+ * features as before (the new server must offer them), configuration not re-read. */
+int vhf_reconnect(struct vdev *d, int sock, const char **why);
 int vhf_start(struct vdev *d, uint64_t features, const struct vhf_mem *mem,
 	      const struct vhf_ring *rings, const char **why);
 int vhf_stop(struct vdev *d);
 int vhf_set_config(struct vdev *d, unsigned off, unsigned size);
+bool vhf_has_inflight(const struct vdev *d);
+int vhf_set_timeouts(int sock);
 
 /* window.c: the window-mode data path */
 int win_create(struct vdev *d);
 int win_start(struct vdev *d, const char **why);
+int win_start_server(struct vdev *d, const char **why);
+int win_resume(struct vdev *d, unsigned *replayed, const char **why);
 void win_stop(struct vdev *d);
 void win_destroy(struct vdev *d);
 int win_watch(struct vdev *d);

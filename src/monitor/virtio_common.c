@@ -2,7 +2,8 @@
  * The guest-facing virtio registers of BAR 0: the common configuration (features,
  * status, queue set-up), the ISR, the device configuration (a cached copy of the
  * server's) and the notify addresses. Status changes drive the device: FEATURES_OK
- * checks the driver's features, DRIVER_OK starts the server's rings, 0 resets.
+ * checks the driver's features, DRIVER_OK starts the server's rings (or, while the
+ * server is being restarted, has the reconnect start them), 0 resets.
  * Called with the device lock held.
  */
 #include <errno.h>
@@ -222,6 +223,7 @@ int vdev_config_io(struct vdev *d, uint64_t off, uint64_t *val, unsigned size, b
 	}
 	if (d->type->config_writable && d->type->config_writable(off, size)) {
 		memcpy(d->config + off, val, size);
+		d->config_written |= ((1ULL << size) - 1) << off;   /* a new server gets it too */
 		vhf_set_config(d, off, size);
 	}
 	return 0;                             /* other writes are ignored */
@@ -261,10 +263,12 @@ void vdev_reset(struct vdev *d)
 	for (unsigned i = 0; i < vdev_nqueues(d); i++)
 		started |= d->q[i].started;
 	if (started) {
-		if (d->isolation == VDEV_WINDOW)
+		if (d->isolation == VDEV_WINDOW) {
 			win_stop(d);
-		else
+		} else {
 			vhf_stop(d);
+			vif_clear(d);         /* the next server must not resubmit old requests */
+		}
 	}
 	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
 		d->q[i].started = false;
@@ -280,8 +284,9 @@ void vdev_reset(struct vdev *d)
 }
 
 /* Shared mode: the server gets guest RAM and the guest's own rings; its kicks come
- * from the ioeventfds and its calls go to the irqfds. */
-static int vdev_start_shared(struct vdev *d, const char **why)
+ * from the ioeventfds and its calls go to the irqfds. base: where each ring resumes
+ * (NULL: at 0, a new ring). */
+int vdev_start_shared(struct vdev *d, const uint16_t *base, const char **why)
 {
 	struct mon *m = d->m;
 	struct vhf_ring rings[VDEV_MAX_QUEUES] = { 0 };
@@ -302,6 +307,7 @@ static int vdev_start_shared(struct vdev *d, const char **why)
 		}
 		rings[i] = (struct vhf_ring){ .num = q->size, .desc = (uintptr_t)desc,
 					      .avail = (uintptr_t)avail, .used = (uintptr_t)used,
+					      .base = base ? base[i] : 0,
 					      .kick_fd = q->kick_fd, .call_fd = q->irq_fd,
 					      .err_fd = q->err_fd };
 	}
@@ -317,9 +323,19 @@ static int vdev_start_shared(struct vdev *d, const char **why)
 	return vhf_start(d, d->guest_features, &mem, rings, why);
 }
 
+/* The rings on the server, once the monitor's side of them is ready. */
+int vdev_start_server(struct vdev *d, const char **why)
+{
+	return d->isolation == VDEV_WINDOW ? win_start_server(d, why)
+					   : vdev_start_shared(d, NULL, why);
+}
+
+/* DRIVER_OK. While the server is being restarted (paused) only the monitor's side is
+ * set up: the reconnect starts the server's rings. A server that dies right now
+ * (its socket hung up under the request) pauses the device the same way. */
 static int vdev_start(struct vdev *d, const char **why)
 {
-	int ret;
+	int ret = 0;
 
 	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
 		uint16_t n = d->q[i].size;
@@ -329,10 +345,22 @@ static int vdev_start(struct vdev *d, const char **why)
 			return -EINVAL;
 		}
 	}
-	ret = d->isolation == VDEV_WINDOW ? win_start(d, why) : vdev_start_shared(d, why);
+	if (d->conn == VDEV_CONN_DEAD) {
+		*why = "the server is gone";
+		return -EPIPE;
+	}
+	if (d->isolation == VDEV_WINDOW)
+		ret = win_start(d, why);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < vdev_nqueues(d); i++)
 		d->q[i].started = d->q[i].enabled;
-	return 0;
+	if (d->conn != VDEV_CONN_UP)
+		return 0;
+	ret = vdev_start_server(d, why);
+	if (ret && d->backend_dead && ctl_up(d->m) && vdev_peer_gone(d->sock)) {
+		vdev_server_lost(d, "server disconnected");
+		ret = 0;
+	}
+	return ret;
 }

@@ -1,8 +1,9 @@
 /*
  * Virtio devices from --device: each one's state, eventfds, server connection and
- * PCI function, created before the sandbox (nothing is allocated once the guest runs),
- * the I/O thread's event sources, and the one way a device reports trouble: the
- * NEEDS_RESET status bit, a configuration interrupt and a "device" event.
+ * PCI function, created before the sandbox (nothing is allocated once the guest runs
+ * but the eventfds that replace a dead server's), the I/O thread's event sources, the
+ * one way a device reports trouble (the NEEDS_RESET status bit, a configuration
+ * interrupt and a "device" event) and what a lost server connection does.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -19,7 +20,6 @@
 
 #include "monitor/virtio.h"
 
-#define VDEV_SOCK_TIMEOUT_S 5         /* a server must answer a request within this */
 #define VDEV_REPORTS_MAX    16        /* device events per device, so a guest cannot flood */
 
 /* The device types --device knows; adding one is one line here and one file. */
@@ -82,16 +82,80 @@ static void vdev_err_event(struct iot_source *s, uint32_t events)
 	pthread_mutex_unlock(&q->d->lock);
 }
 
-/* The server hung up: the device cannot work any more until it is reconnected. */
+/* The server hung up. A stale event, for a connection a reconnect already replaced,
+ * names the other source of the pair and is ignored. */
 static void vdev_sock_event(struct iot_source *s, uint32_t events)
 {
 	struct vdev *d = s->opaque;
 
-	iot_del(&d->m->iot, s);
 	pthread_mutex_lock(&d->lock);
-	d->backend_dead = true;
-	vdev_needs_reset(d, "server", "\"reason\":\"server disconnected\"");
+	if (s == &d->sock_src[d->sock_gen & 1])
+		vdev_server_lost(d, "server disconnected");
 	pthread_mutex_unlock(&d->lock);
+}
+
+int vdev_watch_sock(struct vdev *d)
+{
+	struct iot_source *s = &d->sock_src[d->sock_gen & 1];
+
+	*s = (struct iot_source){ d->sock, vdev_sock_event, d };
+	return iot_add(&d->m->iot, s, EPOLLRDHUP);
+}
+
+void vdev_server_lost(struct vdev *d, const char *reason)
+{
+	if (d->conn != VDEV_CONN_UP)
+		return;
+	iot_del(&d->m->iot, &d->sock_src[d->sock_gen & 1]);
+	d->backend_dead = true;
+	d->srv_rings = false;
+	if (!ctl_up(d->m)) {
+		d->conn = VDEV_CONN_DEAD;
+		vdev_needs_reset(d, "server", "\"reason\":\"%s\"", reason);
+		return;
+	}
+	/* Paused: the guest's requests wait (in its ring, or in the monitor's shadow ring
+	 * in window mode) until RECONNECT or FAILED. */
+	close(d->sock);
+	d->sock = -1;
+	d->conn = VDEV_CONN_PAUSED;
+	ev_emit(d->m, "device", "\"device\":\"%s\",\"state\":\"paused\",\"reason\":\"%s\"",
+		d->name, reason);
+}
+
+static int vdev_renew(int *fd, struct iot_source *src, struct iot *t, bool watched)
+{
+	int nfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	if (nfd < 0)
+		return -errno;
+	if (watched)
+		iot_del(t, src);
+	close(*fd);
+	*fd = nfd;
+	if (src)
+		src->fd = nfd;
+	return watched ? iot_add(t, src, EPOLLIN) : 0;
+}
+
+/* A new server gets eventfds no earlier server had: whatever a dead one's descriptors
+ * still do reaches nothing the monitor watches. (The guest-facing kick and interrupt
+ * eventfds are KVM's and stay; in shared mode the server gets those.) */
+int vdev_renew_fds(struct vdev *d)
+{
+	struct iot *t = &d->m->iot;
+	int ret = 0;
+
+	for (unsigned i = 0; i < vdev_nqueues(d) && !ret; i++) {
+		struct vdev_queue *q = &d->q[i];
+
+		ret = vdev_renew(&q->err_fd, &q->err_src, t, true);
+		if (!ret && d->isolation == VDEV_WINDOW)
+			ret = vdev_renew(&q->srv_kick_fd, NULL, t, false);
+		if (!ret && d->isolation == VDEV_WINDOW)
+			ret = vdev_renew(&q->srv_call_fd, &q->call_src, t, true);
+	}
+	return ret;
 }
 
 static int vdev_connect(const char *path)
@@ -113,19 +177,17 @@ static int vdev_connect(const char *path)
 
 static int vdev_socket(struct vdev *d, const struct mon_device *opt, const char **why)
 {
-	struct timeval tv = { .tv_sec = VDEV_SOCK_TIMEOUT_S };
+	int ret;
 
 	d->sock = opt->fd >= 0 ? opt->fd : vdev_connect(opt->socket);
 	if (d->sock < 0) {
 		*why = "cannot connect to the server socket";
 		return d->sock;
 	}
-	if (setsockopt(d->sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(d->sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+	ret = vhf_set_timeouts(d->sock);
+	if (ret)
 		*why = "the server fd is not a socket";
-		return -errno;
-	}
-	return 0;
+	return ret;
 }
 
 static int vdev_queues_init(struct vdev *d)
@@ -188,6 +250,7 @@ int vdev_create(struct mon *m, const struct mon_device *opt, unsigned index, con
 	d->slot = opt->slot;
 	d->isolation = opt->shared ? VDEV_SHARED : VDEV_WINDOW;
 	d->sock = -1;
+	d->inflight.fd = -1;
 	snprintf(d->name, sizeof(d->name), "%s@%u", d->type->name, d->slot);
 	pthread_mutex_init(&d->lock, NULL);
 	d->msix.nvec = vdev_nqueues(d) + 1;
@@ -214,7 +277,6 @@ int vdev_create(struct mon *m, const struct mon_device *opt, unsigned index, con
 			return ret;
 		}
 	}
-	d->sock_src = (struct iot_source){ d->sock, vdev_sock_event, d };
 	ret = vpci_init(d);
 	if (ret) {
 		*why = ret == -EBUSY ? "the PCI slot is taken" : "cannot map the BAR";
@@ -242,8 +304,10 @@ void mon_devices_destroy(struct mon *m)
 			vdev_close(d->q[q].irq_fd);
 			vdev_close(d->q[q].srv_kick_fd);
 			vdev_close(d->q[q].srv_call_fd);
+			vdev_close(d->q[q].err_fd);
 		}
 		vdev_close(d->sock);
+		vif_destroy(d);
 		win_destroy(d);
 		pthread_mutex_destroy(&d->lock);
 		free(d);
@@ -276,6 +340,7 @@ int mon_devices_setup(struct mon *m, const char **who, const char **why)
 	*who = NULL;
 	if (!m->opt->ndevices)
 		return 0;
+	m->ctl.fd = m->opt->control_fd;  /* devices negotiate what reconnecting needs */
 	if (!vdev_kvm_ok(m)) {
 		*why = "KVM lacks irqfd, ioeventfd, GSI routing or MSI injection";
 		return -ENOTSUP;
@@ -310,10 +375,12 @@ int vdev_start_io(struct mon *m)
 	for (unsigned i = 0; i < m->nvdev && !ret; i++) {
 		struct vdev *d = m->vdev[i];
 
-		ret = iot_add(&m->iot, &d->sock_src, EPOLLRDHUP);
+		ret = vdev_watch_sock(d);
 		if (!ret && d->isolation == VDEV_WINDOW)
 			ret = win_watch(d);
 	}
+	if (!ret)
+		ret = ctl_watch(m);
 	if (!ret)
 		ret = iot_start(&m->iot);
 	return ret;

@@ -7,6 +7,8 @@
  * chain's writable bytes), copies the chain's writable window buffers back into the
  * guest's writable buffers, pushes the guest's used ring and interrupts the guest. Whatever the server
  * writes, guest memory changes only inside buffers the guest offered for writing.
+ * When the server is restarted, every chain it had not completed is posted again, in
+ * its original order, on fresh shadow rings (win_resume).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,12 +28,14 @@
 #define WIN_MIN_SHIFT    6              /* 64-byte blocks ... */
 #define WIN_MAX_SHIFT    20             /* ... to 1 MiB */
 #define WIN_RING_STRIDE  0x3000         /* per queue: descriptors, avail, used: a page each */
+#define WIN_RING_SETS    2              /* a restarted server gets the other set */
 #define WIN_POOL_ALIGN   0x10000
 #define WIN_MAX_BUFS     48             /* shadow buffers per request */
 #define WIN_SPIN_NS      50000          /* the I/O thread polls this long before sleeping */
 
 struct win_req {
 	struct vring_chain chain;       /* the guest's chain: host pointers into guest RAM */
+	uint64_t seq;                   /* posting order, kept when posted again */
 	uint16_t nbuf;
 	struct shadow_buf buf[WIN_MAX_BUFS];
 };
@@ -45,6 +49,7 @@ struct win_queue {
 	uint16_t free_req[VDEV_QUEUE_SIZE];
 	uint16_t nfree_req;
 	int stash;                      /* popped, waiting for window space; -1: none */
+	uint64_t next_seq;
 	bool active, broken;
 };
 
@@ -52,6 +57,7 @@ struct win {
 	int fd;
 	uint8_t *base;
 	uint64_t size, pool_off;
+	unsigned ring_set;              /* which set of shadow rings the server has */
 	struct walloc alloc;
 	struct win_queue wq[VDEV_MAX_QUEUES];
 };
@@ -198,6 +204,7 @@ static unsigned win_submit(struct win *w, struct win_queue *wq, bool *pushed)
 			break;
 		}
 		wq->head_req[head] = ri;
+		r->seq = wq->next_seq++;
 		posted++;
 	}
 	return posted;
@@ -253,26 +260,30 @@ static bool win_guest_pending(const struct win_queue *wq)
 	return *(const volatile uint16_t *)&wq->guest.avail->idx != wq->guest.last_avail;
 }
 
-/* An eventfd's count, consumed; nothing pending is fine. */
+/* An eventfd's count, consumed; nothing pending (EAGAIN) is fine. */
 static void win_drain(int fd)
 {
 	uint64_t n;
+	ssize_t r = read(fd, &n, sizeof(n));
 
-	if (read(fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
-		return;
+	(void)r;
 }
 
 /* Moves everything that can move, then re-arms both notifications and checks once
  * more (either side may have added work meanwhile). Returns whether it did anything. */
 static bool win_queue_run(struct win *w, struct win_queue *wq)
 {
+	struct vdev *d = wq->q->d;
 	bool pushed = false, any = false;
+	/* Paused (the server is being restarted): completions it made before it died
+	 * still count; new chains wait in the guest's ring. */
+	bool serving = d->conn == VDEV_CONN_UP && d->srv_rings;
 
 	if (!wq->active || wq->broken)
 		return false;
 	for (;;) {
 		unsigned reaped = win_reap(w, wq);
-		unsigned posted = win_submit(w, wq, &pushed);
+		unsigned posted = serving ? win_submit(w, wq, &pushed) : 0;
 
 		pushed |= reaped > 0;
 		if (posted && shadow_kick_needed(&wq->sh)) {
@@ -288,7 +299,7 @@ static bool win_queue_run(struct win *w, struct win_queue *wq)
 		vring_set_notify(&wq->guest, true);
 		shadow_want_calls(&wq->sh, true);
 		if (wq->broken || (!shadow_has_used(&wq->sh) &&
-				   (wq->stash >= 0 || !win_guest_pending(wq))))
+				   (!serving || wq->stash >= 0 || !win_guest_pending(wq))))
 			break;
 	}
 	if (pushed && vring_need_notify(&wq->guest))
@@ -315,7 +326,8 @@ static bool win_poll(void *opaque)
 	bool work = false;
 
 	if (pthread_mutex_trylock(&d->lock))
-		return true;                 /* the vCPU thread is at it: keep spinning */
+		return false;                /* the vCPU thread is at it (maybe waiting on the
+					      * server): not work of ours */
 	for (unsigned i = 0; i < vdev_nqueues(d); i++)
 		if (d->q[i].wq && d->q[i].wq->active)
 			work |= win_queue_run(d->win, d->q[i].wq);
@@ -333,7 +345,7 @@ int win_create(struct vdev *d)
 		return -ENOMEM;
 	d->win = w;
 	w->fd = -1;
-	w->pool_off = (vdev_nqueues(d) * WIN_RING_STRIDE + WIN_POOL_ALIGN - 1) &
+	w->pool_off = (WIN_RING_SETS * VDEV_MAX_QUEUES * WIN_RING_STRIDE + WIN_POOL_ALIGN - 1) &
 		      ~(uint64_t)(WIN_POOL_ALIGN - 1);
 	w->size = w->pool_off + WIN_POOL_SIZE;
 	snprintf(name, sizeof(name), "bulkhead:%s:window", d->name);
@@ -395,27 +407,43 @@ int win_watch(struct vdev *d)
 	}
 	if (!ret)
 		ret = iot_add_poller(&d->m->iot, win_poll, d);
-	d->m->iot.spin_ns = getenv("BH_SPIN_NS") ? strtoull(getenv("BH_SPIN_NS"), 0, 0) : WIN_SPIN_NS;
+	d->m->iot.spin_ns = WIN_SPIN_NS;
 	return ret;
 }
 
-/* DRIVER_OK: the guest's rings (checked), fresh shadow rings, and the server gets the
- * window as its only memory. */
+static uint8_t *win_ring(const struct win *w, unsigned qi)
+{
+	return w->base + (w->ring_set * VDEV_MAX_QUEUES + qi) * WIN_RING_STRIDE;
+}
+
+/* What the server is given: VERSION_1, the device features the guest took, and
+ * EVENT_IDX on the shadow rings when the server has it. */
+static uint64_t win_features(const struct vdev *d)
+{
+	uint64_t f = (1ULL << VIRTIO_F_VERSION_1) | (d->guest_features & d->type->features);
+
+	if (d->backend_features & (1ULL << VIRTIO_F_EVENT_IDX))
+		f |= 1ULL << VIRTIO_F_EVENT_IDX;
+	return f;
+}
+
+static void win_shadow_init(struct vdev *d, struct win_queue *wq, unsigned qi)
+{
+	uint8_t *ring = win_ring(d->win, qi);
+
+	shadow_init(&wq->sh, ring, ring + 0x1000, ring + 0x2000, SHADOW_MAX_SIZE,
+		    d->backend_features & (1ULL << VIRTIO_F_EVENT_IDX));
+}
+
+/* DRIVER_OK, the monitor's side: the guest's rings (checked) and fresh shadow rings. */
 int win_start(struct vdev *d, const char **why)
 {
 	struct win *w = d->win;
-	struct vhf_ring rings[VDEV_MAX_QUEUES] = { 0 };
-	struct vhf_mem mem = { .nregions = 1, .fd = { w->fd } };
-	bool srv_event_idx = d->backend_features & (1ULL << VIRTIO_F_EVENT_IDX);
-	uint64_t features = (1ULL << VIRTIO_F_VERSION_1) | (d->guest_features & d->type->features) |
-			    (srv_event_idx ? 1ULL << VIRTIO_F_EVENT_IDX : 0);
-	int ret;
 
 	walloc_reset(&w->alloc);
 	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
 		struct vdev_queue *q = &d->q[i];
 		struct win_queue *wq = &w->wq[i];
-		uint8_t *ring = w->base + i * WIN_RING_STRIDE;
 
 		win_queue_reset(wq);
 		if (!q->enabled)
@@ -427,8 +455,27 @@ int win_start(struct vdev *d, const char **why)
 		}
 		wq->guest.event_idx = d->guest_features & (1ULL << VIRTIO_F_EVENT_IDX);
 		wq->guest.indirect = d->guest_features & (1ULL << VIRTIO_F_INDIRECT_DESC);
-		shadow_init(&wq->sh, ring, ring + 0x1000, ring + 0x2000, SHADOW_MAX_SIZE,
-			    srv_event_idx);
+		win_shadow_init(d, wq, i);
+		wq->active = true;
+	}
+	return 0;
+}
+
+/* The server's side: the window as its only memory, the shadow rings from where they
+ * stand (avail index 0: they are fresh, or hold the chains posted again). */
+int win_start_server(struct vdev *d, const char **why)
+{
+	struct win *w = d->win;
+	struct vhf_ring rings[VDEV_MAX_QUEUES] = { 0 };
+	struct vhf_mem mem = { .nregions = 1, .fd = { w->fd } };
+	int ret;
+
+	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
+		struct vdev_queue *q = &d->q[i];
+		uint8_t *ring = win_ring(w, i);
+
+		if (!w->wq[i].active)
+			continue;
 		rings[i] = (struct vhf_ring){
 			.num = SHADOW_MAX_SIZE, .desc = (uintptr_t)ring,
 			.avail = (uintptr_t)ring + 0x1000, .used = (uintptr_t)ring + 0x2000,
@@ -436,20 +483,107 @@ int win_start(struct vdev *d, const char **why)
 			.err_fd = q->err_fd };
 	}
 	mem.r[0] = (struct vu_region){ 0, w->size, (uintptr_t)w->base, 0 };
-	ret = vhf_start(d, features, &mem, rings, why);
+	ret = vhf_start(d, win_features(d), &mem, rings, why);
 	if (ret)
 		return ret;
 	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
 		uint64_t one = 1;
 
-		if (!d->q[i].enabled)
+		if (!w->wq[i].active)
 			continue;
-		w->wq[i].active = true;
-		/* Work the guest queued before DRIVER_OK is picked up by the I/O thread. */
-		if (write(d->q[i].kick_fd, &one, sizeof(one)) < 0)
+		/* Work the guest queued meanwhile is picked up by the I/O thread; a server
+		 * given chains already posted starts on its kick. */
+		if (write(d->q[i].kick_fd, &one, sizeof(one)) < 0 ||
+		    (w->wq[i].sh.avail_idx && write(d->q[i].srv_kick_fd, &one, sizeof(one)) < 0))
 			return -errno;
 	}
 	return 0;
+}
+
+static int win_by_seq(const void *a, const void *b, void *opaque)
+{
+	const struct win_req *req = opaque;
+	uint64_t x = req[*(const uint16_t *)a].seq, y = req[*(const uint16_t *)b].seq;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Every chain the dead server had not completed goes on the fresh shadow ring again,
+ * in the order it was first posted, its readable bytes copied again from the guest
+ * (the dead server may have scribbled on the window). Returns how many. */
+static unsigned win_repost(struct win *w, struct win_queue *wq, const uint16_t *ri, unsigned n)
+{
+	uint16_t order[SHADOW_MAX_SIZE];
+
+	memcpy(order, ri, n * sizeof(order[0]));
+	qsort_r(order, n, sizeof(order[0]), win_by_seq, wq->req);
+	for (unsigned k = 0; k < n; k++) {
+		struct win_req *r = &wq->req[order[k]];
+		uint64_t skip = 0;
+		uint16_t head;
+
+		for (unsigned i = 0; i < r->nbuf && !r->buf[i].write; i++) {
+			vring_copy_from(&r->chain, skip, w->base + r->buf[i].off, r->buf[i].len);
+			skip += r->buf[i].len;
+		}
+		/* Cannot fail: these chains fitted one ring of this size together before. */
+		if (shadow_post(&wq->sh, r->buf, r->nbuf, &head)) {
+			win_break(wq, "server", "\"reason\":\"chains to post again do not fit\"");
+			return k;
+		}
+		wq->head_req[head] = order[k];
+	}
+	shadow_kick_needed(&wq->sh);          /* publishes the index; the start kicks */
+	return n;
+}
+
+/* A new connection to a restarted server (device lock held, the device started): the
+ * completions the dead server published still count, then fresh shadow rings in the
+ * other set carry every chain still outstanding, and the server starts on them. */
+int win_resume(struct vdev *d, unsigned *replayed, const char **why)
+{
+	struct win *w = d->win;
+	uint16_t out[VDEV_MAX_QUEUES][SHADOW_MAX_SIZE];
+	unsigned nout[VDEV_MAX_QUEUES] = { 0 };
+	int ret;
+
+	*replayed = 0;
+	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
+		struct win_queue *wq = &w->wq[i];
+
+		if (!wq->active)
+			continue;
+		if (win_reap(w, wq) && vring_need_notify(&wq->guest))
+			vdev_irq_queue(d, i);
+		if (wq->broken) {
+			*why = "the dead server left an invalid used ring";
+			return -EIO;
+		}
+		for (unsigned h = 0; h < SHADOW_MAX_SIZE; h++) {
+			if (wq->head_req[h] >= 0)
+				out[i][nout[i]++] = wq->head_req[h];
+			wq->head_req[h] = -1;
+		}
+	}
+	w->ring_set = (w->ring_set + 1) % WIN_RING_SETS;
+	ret = vdev_renew_fds(d);
+	if (ret) {
+		*why = "cannot create eventfds for the new server";
+		return ret;
+	}
+	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
+		struct win_queue *wq = &w->wq[i];
+
+		if (!wq->active)
+			continue;
+		win_shadow_init(d, wq, i);
+		*replayed += win_repost(w, wq, out[i], nout[i]);
+		if (wq->broken) {
+			*why = "chains to post again do not fit the shadow ring";
+			return -EIO;
+		}
+	}
+	return win_start_server(d, why);
 }
 
 /* Device reset: the server stops its rings, and everything in flight is forgotten
@@ -458,7 +592,7 @@ void win_stop(struct vdev *d)
 {
 	struct win *w = d->win;
 
-	vhf_stop(d);
+	vhf_stop(d);                          /* nothing to stop while paused */
 	for (unsigned i = 0; i < vdev_nqueues(d); i++) {
 		win_queue_reset(&w->wq[i]);
 		memset(&w->wq[i].guest, 0, sizeof(w->wq[i].guest));

@@ -77,9 +77,9 @@ int sup_control_open(struct sup *s)
 	mode_t old;
 	int rc;
 
-	if (strlen(path) >= sizeof(sa.sun_path)) {
+	if (strlen(path) + 4 >= sizeof(sa.sun_path)) {
 		fprintf(stderr, "bulkhead run: control_socket '%s' is longer than %zu bytes\n", path,
-			sizeof(sa.sun_path) - 1);
+			sizeof(sa.sun_path) - 5);
 		return -ENAMETOOLONG;
 	}
 	{
@@ -104,12 +104,15 @@ int sup_control_open(struct sup *s)
 	for (unsigned i = 0; i < CTL_MAX_CLIENTS; i++)
 		c->clients[i].fd = -1;
 	strcpy(c->path, path);
-	strcpy(sa.sun_path, path);
+	/* Bound under a temporary name and renamed once listening, so that a client that
+	 * sees the path can connect: no window of "connection refused". */
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s.new", path);
+	unlink(sa.sun_path);
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	old = umask(0077);           /* the socket is born 0600: no window for others */
 	rc = c->listen_fd < 0 || bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	     chmod(path, 0600) || listen(c->listen_fd, 8) || epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->listen_fd, &ev) ?
-	     -errno : 0;
+	     chmod(sa.sun_path, 0600) || listen(c->listen_fd, 8) || rename(sa.sun_path, path) ||
+	     epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->listen_fd, &ev) ? -errno : 0;
 	umask(old);
 	if (rc) {
 		fprintf(stderr, "bulkhead run: control_socket '%s': %s\n", path, strerror(-rc));

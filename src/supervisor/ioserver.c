@@ -16,9 +16,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bulkhead/control.h"
 #include "supervisor/sup.h"
 
 enum { SRV_EVENT_FD = 3, SRV_FIRST_FD = 4 };
+
+/* Restart backoff: a server that lived at least SRV_STABLE_MS is restarted at once;
+ * one that keeps dying young waits twice as long each time, up to SRV_BACKOFF_MAX_MS. */
+#define SRV_STABLE_MS       1000
+#define SRV_BACKOFF_MIN_MS  50
+#define SRV_BACKOFF_MAX_MS  2000
 
 static int open_disk(const struct bh_disk *disk)
 {
@@ -45,6 +52,14 @@ static int add_conn(struct sup *s, struct sup_partition *p, unsigned d)
 
 	if (v->nconns == SUP_MAX_CONNS)
 		return -ENOSPC;
+	if (p->ctl_fd < 0) {
+		int cv[2];
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cv))
+			return -errno;
+		p->ctl_fd = cv[0];
+		p->ctl_mon_fd = cv[1];
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	p->dev_fd[d] = sv[0];
@@ -190,10 +205,101 @@ static int start_server(struct sup *s, struct sup_server *v)
 		close(v->conns[c].fd);
 		v->conns[c].fd = -1;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &v->started);
 	sup_event(s, "server_start", NULL, "\"server\":\"%s\",\"class\":\"%s\",\"pid\":%d,"
 		  "\"connections\":%u", v->cfg->name, bh_class_names[v->cfg->class], (int)v->pid,
 		  v->nconns);
 	return 0;
+}
+
+static int64_t ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* Tells a partition's monitor about device `dev`: a new connection (fd >= 0) or that
+ * its server is gone for good (fd < 0). */
+static void tell_monitor(struct sup_partition *p, unsigned dev, int fd)
+{
+	struct bh_control_msg m = { .magic = BH_CONTROL_MAGIC, .device = dev,
+		.type = fd >= 0 ? BH_CONTROL_RECONNECT : BH_CONTROL_FAILED };
+	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (p->state != SUP_RUNNING || p->ctl_fd < 0)
+		return;
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+
+		mh.msg_control = control;
+		mh.msg_controllen = sizeof(control);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	sendmsg(p->ctl_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* New socket pairs for every connection of the server: its ends go to the new process,
+ * the other ends to the monitors, which resubmit what the dead server had in flight. */
+static int restart_server(struct sup *s, struct sup_server *v)
+{
+	int rc;
+
+	for (unsigned c = 0; c < v->nconns; c++) {
+		struct sup_conn *cn = &v->conns[c];
+		int sv[2];
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			return -errno;
+		cn->fd = sv[1];
+		tell_monitor(&s->parts[cn->part], cn->dev, sv[0]);
+		close(sv[0]);
+	}
+	v->restarts++;
+	rc = start_server(s, v);
+	if (!rc)
+		sup_event(s, "server_restart", NULL, "\"server\":\"%s\",\"restarts\":%u,"
+			  "\"backoff_ms\":%u", v->cfg->name, v->restarts, v->backoff_ms);
+	return rc;
+}
+
+static void fail_server(struct sup *s, struct sup_server *v, const char *why)
+{
+	v->failed = true;
+	for (unsigned c = 0; c < v->nconns; c++)
+		tell_monitor(&s->parts[v->conns[c].part], v->conns[c].dev, -1);
+	sup_event(s, "server_failed", NULL, "\"server\":\"%s\",\"reason\":\"%s\"",
+		  v->cfg->name, why);
+	fprintf(stderr, "bulkhead run: I/O server '%s' %s; its devices need a reset\n",
+		v->cfg->name, why);
+}
+
+int sup_servers_tick(struct sup *s)
+{
+	struct timespec now;
+	int next = -1;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (unsigned i = 0; i < s->nservers; i++) {
+		struct sup_server *v = &s->servers[i];
+		int64_t wait;
+
+		if (!v->restart_at.tv_sec)
+			continue;
+		wait = ms_between(&now, &v->restart_at);
+		if (wait > 0) {
+			next = next < 0 || wait < next ? (int)wait : next;
+			continue;
+		}
+		v->restart_at.tv_sec = 0;
+		if (restart_server(s, v))
+			fail_server(s, v, "could not be restarted");
+	}
+	return next;
 }
 
 int sup_start_servers(struct sup *s)
@@ -221,9 +327,30 @@ void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus)
 	else
 		sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"signal\":%d,\"expected\":%s",
 			  v->cfg->name, WTERMSIG(wstatus), v->stopping ? "true" : "false");
-	if (!v->stopping)
-		fprintf(stderr, "bulkhead run: I/O server '%s' ended unexpectedly; its devices no "
-			"longer answer\n", v->cfg->name);
+	if (v->stopping || s->stop_signal)
+		return;
+	if (v->cfg->restart == BH_RESTART_NEVER) {
+		fail_server(s, v, "ended and has 'restart: never'");
+		return;
+	}
+	/* Restart at once after a long life; back off while it keeps dying young. */
+	{
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (ms_between(&v->started, &now) >= SRV_STABLE_MS)
+			v->backoff_ms = 0;
+		else
+			v->backoff_ms = v->backoff_ms ? 2 * v->backoff_ms : SRV_BACKOFF_MIN_MS;
+		if (v->backoff_ms > SRV_BACKOFF_MAX_MS)
+			v->backoff_ms = SRV_BACKOFF_MAX_MS;
+		v->restart_at = now;
+		v->restart_at.tv_nsec += (long)v->backoff_ms * 1000000L;
+		v->restart_at.tv_sec += v->restart_at.tv_nsec / 1000000000L;
+		v->restart_at.tv_nsec %= 1000000000L;
+		if (!v->restart_at.tv_sec)
+			v->restart_at.tv_sec = 1;     /* tv_sec 0 means "none pending" */
+	}
 }
 
 void sup_stop_servers(struct sup *s)

@@ -200,6 +200,11 @@ void sup_console_line(void *ctx, const char *text, size_t n)
 	char buf[sizeof(p->uart.buf) + BH_MAX_NAME + 8];
 	int len;
 
+	/* A Linux partition's init reports its command's status on the console (guest/init). */
+	if (p->cfg->engine == BH_ENGINE_QEMU && !strncmp(text, "bh: exit status ", 16)) {
+		p->out.exited = true;
+		p->out.status = (unsigned)strtoul(text + 16, NULL, 10);
+	}
 	sup_control_publish(p->sup, "console", p->cfg->name, text);
 	if (p->sup->quiet)
 		return;

@@ -92,7 +92,8 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 	char id[16], memory[32], cpus[4096], event_fd[8], mem_fd[8];
 	char regions[BH_MAX_MEMMAP][BH_MAX_NAME + 64], devices[BH_MAX_DEVICES][64];
 	const char *argv[24 + 2 * BH_MAX_MEMMAP + 2 * BH_MAX_DEVICES];
-	int lifted[BH_MAX_MEMMAP], dev_lifted[BH_MAX_DEVICES];
+	int lifted[BH_MAX_MEMMAP], dev_lifted[BH_MAX_DEVICES], ctl_lifted;
+	char ctl_arg[16];
 	unsigned fd_next = MON_FIRST_REGION_FD;
 	int n = 0, devnull, mem;
 	sigset_t none;
@@ -125,6 +126,7 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		if (dev_lifted[i] < 0)
 			_exit(127);
 	}
+	ctl_lifted = p->ctl_mon_fd >= 0 ? fcntl(p->ctl_mon_fd, F_DUPFD_CLOEXEC, HIGH_FD) : -1;
 	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
 	    dup2(event_w, MON_EVENT_FD) < 0 || dup2(mem, MON_MEM_FD) < 0)
 		_exit(127);
@@ -184,6 +186,14 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		argv[n++] = "--device";
 		argv[n++] = devices[i];
 	}
+	/* With devices, a control socket: a restarted I/O server's new connections. */
+	if (ctl_lifted >= 0) {
+		if (dup2(ctl_lifted, (int)fd_next) < 0)
+			_exit(127);
+		snprintf(ctl_arg, sizeof(ctl_arg), "%u", fd_next++);
+		argv[n++] = "--control-fd";
+		argv[n++] = ctl_arg;
+	}
 	argv[n] = NULL;
 	execv(s->self, (char *const *)argv);
 	fprintf(stderr, "bulkhead run: cannot start the monitor '%s': %s\n", s->self,
@@ -201,7 +211,8 @@ int sup_start_partition(struct sup *s, struct sup_partition *p)
 	if (p->pid < 0)
 		return -errno;
 	if (p->pid == 0)
-		exec_monitor(s, p, console[1], events[1]);
+		(p->cfg->engine == BH_ENGINE_QEMU ? sup_exec_qemu : exec_monitor)(s, p, console[1],
+										  events[1]);
 	/* Outside its slot a partition is held before its monitor even starts. Sent from
 	 * here, the stop is ordered before any SIGCONT a later slot boundary sends. */
 	if (!sup_sched_may_run(s, p))
@@ -311,6 +322,11 @@ void sup_partition_exited(struct sup *s, struct sup_partition *p, int wstatus)
 	}
 	if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && p->out.exited) {
 		stop_for_good(s, p, p->out.status == 0, "exited with status %u", p->out.status);
+	} else if (p->cfg->engine == BH_ENGINE_QEMU && WIFEXITED(wstatus) &&
+		   WEXITSTATUS(wstatus) == 0) {
+		/* QEMU powered off, but the guest's init never reported a status: it powered
+		 * off by itself, panicked or reset. */
+		apply_fault_action(s, p, "the guest stopped without reporting an exit status");
 	} else if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 3) {
 		/* Resets are the guest's wish, not a fault, but they share the restart budget so
 		 * that a guest resetting in a loop cannot keep the system busy forever. */

@@ -169,6 +169,7 @@ static void loop(struct sup *s)
 		struct epoll_event evs[16];
 		int timeout = -1, n;
 
+		timeout = sup_servers_tick(s);
 		if (s->stop_signal) {
 			if (!stop_at.tv_sec)
 				clock_gettime(CLOCK_MONOTONIC, &stop_at);
@@ -248,6 +249,10 @@ static void release(struct sup *s)
 			close(p->log_fd);
 		if (p->vcon_w >= 0)
 			close(p->vcon_w);
+		if (p->ctl_fd >= 0)
+			close(p->ctl_fd);
+		if (p->ctl_mon_fd >= 0)
+			close(p->ctl_mon_fd);
 		sup_stream_close(s, &p->vcon);
 		for (unsigned d = 0; d < BH_MAX_DEVICES; d++)
 			if (p->dev_fd[d] >= 0)
@@ -304,9 +309,9 @@ static bool supported(const struct bh_system *sys)
 	bool ok = true;
 	for (unsigned i = 0; i < sys->npartitions; i++) {
 		const struct bh_partition *p = &sys->partitions[i];
-		if (p->kernel) {
-			fprintf(stderr, "bulkhead run: partition '%s': Linux partitions ('kernel') are "
-				"not supported yet\n", p->name);
+		if (p->kernel && p->engine != BH_ENGINE_QEMU) {
+			fprintf(stderr, "bulkhead run: partition '%s': Linux on bulkhead's own monitor "
+				"is not supported yet; use 'engine: qemu'\n", p->name);
 			ok = false;
 		}
 		for (unsigned d = 0; d < p->ndevices; d++)
@@ -316,11 +321,16 @@ static bool supported(const struct bh_system *sys)
 				ok = false;
 				break;
 			}
-		if (p->engine == BH_ENGINE_QEMU) {
-			fprintf(stderr, "bulkhead run: partition '%s': the qemu engine is not supported "
-				"yet\n", p->name);
-			ok = false;
-		}
+		/* QEMU 7.2 has no vhost-user console device: a Linux partition's console is
+		 * its serial port (docs/guest.md). */
+		for (unsigned d = 0; d < p->ndevices; d++)
+			if (p->engine == BH_ENGINE_QEMU && p->devices[d].type == BH_DEV_CONSOLE) {
+				fprintf(stderr, "bulkhead run: partition '%s': console devices cannot be "
+					"served to 'engine: qemu' partitions (QEMU has no vhost-user "
+					"console device); their console is the serial port\n", p->name);
+				ok = false;
+				break;
+			}
 	}
 	return ok;
 }
@@ -364,7 +374,7 @@ int sup_cmd_run(int argc, char **argv)
 		struct sup_partition *p = &s->parts[i];
 
 		*p = (struct sup_partition){ .sup = s, .cfg = &s->sys->partitions[i], .id = i,
-			.mem_fd = -1, .log_fd = -1, .vcon_w = -1 };
+			.mem_fd = -1, .log_fd = -1, .vcon_w = -1, .ctl_fd = -1, .ctl_mon_fd = -1 };
 		sup_stream_init(&p->uart, -1, -1, sup_console_line, p);
 		sup_stream_init(&p->events, -1, -1, sup_monitor_event_line, p);
 		sup_stream_init(&p->vcon, -1, -1, sup_console_line, p);

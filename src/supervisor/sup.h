@@ -67,6 +67,7 @@ struct sup_partition {
 	struct sup_stream vcon;     /* virtio console output, from the console server */
 	int vcon_w;                 /* write end of vcon's pipe, for the console server */
 	int dev_fd[BH_MAX_DEVICES]; /* monitor ends of the device connections */
+	int ctl_fd, ctl_mon_fd;     /* control socket pair: ours, and the monitor's end */
 	int log_fd;                 /* <log_dir>/<name>.console.log */
 	enum { SUP_OP_NONE, SUP_OP_STOP, SUP_OP_RESTART } op;   /* operator's wish, via ctl */
 	struct timespec started;    /* when the current monitor was started */
@@ -99,6 +100,11 @@ struct sup_server {
 	struct sup_conn conns[SUP_MAX_CONNS];
 	unsigned nconns;
 	bool stopping;
+	bool failed;                /* dead for good (restart: never, or could not restart) */
+	unsigned restarts;
+	struct timespec started;    /* of the current process */
+	struct timespec restart_at; /* when a restart is due; tv_sec 0: none pending */
+	unsigned backoff_ms;        /* grows while the server keeps dying young */
 };
 
 /* The cyclic executive's state (schedule.c). */
@@ -152,6 +158,9 @@ int sup_start_servers(struct sup *s);
 void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus);
 void sup_stop_servers(struct sup *s);
 bool sup_servers_stopped(const struct sup *s);
+/* Restarts servers whose backoff has passed; returns ms until the next one is due, or
+ * -1 when none is pending (an epoll timeout). */
+int sup_servers_tick(struct sup *s);
 
 /* partition.c */
 int sup_alloc_partition(struct sup *s, struct sup_partition *p);
@@ -170,6 +179,12 @@ void sup_control_close(struct sup *s);
 /* partition.c, for operator commands */
 int sup_operator_start(struct sup *s, struct sup_partition *p);
 int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after);
+
+/* qemu.c: `engine: qemu` partitions. In the child after fork: execs
+ * qemu-system-x86_64 for partition p with its serial console on console_w and the
+ * partition's memfd as guest RAM; never returns. */
+void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int event_w)
+	__attribute__((noreturn));
 
 /* schedule.c */
 int sup_sched_start(struct sup *s);

@@ -16,11 +16,13 @@ SET_LOG_BASE = 6
 SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, GET_VRING_BASE = 8, 9, 10, 11
 SET_VRING_KICK, SET_VRING_CALL, SET_VRING_ERR = 12, 13, 14
 GET_PROTOCOL_FEATURES, SET_PROTOCOL_FEATURES, GET_QUEUE_NUM, SET_VRING_ENABLE = 15, 16, 17, 18
-GET_CONFIG, SET_CONFIG, RESET_DEVICE = 24, 25, 34
+GET_CONFIG, SET_CONFIG, GET_INFLIGHT_FD, SET_INFLIGHT_FD, RESET_DEVICE = 24, 25, 31, 32, 34
 VERSION, FLAG_REPLY, FLAG_NEED_REPLY = 0x1, 1 << 2, 1 << 3
 VRING_NOFD = 1 << 8
 F_PROTOCOL_FEATURES = 30
 PROTOCOL_F_MQ, PROTOCOL_F_REPLY_ACK, PROTOCOL_F_CONFIG, PROTOCOL_F_RESET_DEVICE = 0, 3, 9, 13
+PROTOCOL_F_INFLIGHT_SHMFD = 12
+INFLIGHT_MSG = "<QQHH4x"          # mmap_size, mmap_offset, num_queues, queue_size (24 bytes)
 
 # virtio
 F_INDIRECT_DESC, F_EVENT_IDX, F_VERSION_1 = 28, 29, 32
@@ -196,10 +198,20 @@ class Frontend:
         return buf
 
     def recv(self, request):
-        req, flags, size = struct.unpack("<III", self._recv_exact(12))
+        return self.recv_fds(request)[0]
+
+    def recv_fds(self, request):
+        """A reply and the descriptors that came with it."""
+        head, fds, _, _ = socket.recv_fds(self.sock, 12, 8)
+        if not head:
+            raise VhostError("backend closed the connection")
+        head += self._recv_exact(12 - len(head))
+        req, flags, size = struct.unpack("<III", head)
         if req != request or not flags & FLAG_REPLY or flags & 3 != VERSION:
+            for fd in fds:
+                os.close(fd)
             raise VhostError(f"unexpected reply {req} flags {flags:#x} to {request}")
-        return self._recv_exact(size)
+        return self._recv_exact(size), fds
 
     def ack(self, request, payload=b"", fds=()):
         """Sends with NEED_REPLY; returns the backend's u64 status (0 = success)."""
@@ -280,6 +292,73 @@ class Frontend:
     def reset_device(self):
         self.must(RESET_DEVICE)
 
+    def get_inflight_fd(self, num_queues, queue_size):
+        """GET_INFLIGHT_FD: (fd, mmap_size, mmap_offset); fd None when refused."""
+        self.send(GET_INFLIGHT_FD, struct.pack(INFLIGHT_MSG, 0, 0, num_queues, queue_size))
+        payload, fds = self.recv_fds(GET_INFLIGHT_FD)
+        if len(payload) != struct.calcsize(INFLIGHT_MSG):
+            raise VhostError(f"GET_INFLIGHT_FD reply of {len(payload)} bytes")
+        size, offset, _, _ = struct.unpack(INFLIGHT_MSG, payload)
+        if not size or not fds:
+            for fd in fds:
+                os.close(fd)
+            return None, 0, 0
+        for fd in fds[1:]:
+            os.close(fd)
+        return fds[0], size, offset
+
+    def set_inflight_fd(self, fd, size, offset, num_queues, queue_size):
+        """SET_INFLIGHT_FD; returns the backend's status (0 = accepted)."""
+        return self.ack(SET_INFLIGHT_FD,
+                        struct.pack(INFLIGHT_MSG, size, offset, num_queues, queue_size), [fd])
+
+
+class InflightRegion:
+    """The inflight region of INFLIGHT_SHMFD (split rings) seen from the frontend: one
+    queue region per queue, 64-byte aligned, each a 16-byte header (features, version,
+    desc_num, last_batch_head, used_idx) and desc_num 16-byte descriptor states
+    (inflight, 5 padding bytes, next, counter)."""
+
+    HEADER, DESC = "<QHHHH", "<B5xHQ"
+
+    def __init__(self, fd, size, offset, num_queues, queue_size):
+        self.fd, self.size, self.offset = fd, size, offset
+        self.num_queues, self.queue_size = num_queues, queue_size
+        self.queue_bytes = (16 + 16 * queue_size + 63) & ~63
+        self.map = mmap.mmap(fd, size, offset=offset)
+
+    def _q(self, q):
+        assert 0 <= q < self.num_queues
+        return q * self.queue_bytes
+
+    def header(self, q=0):
+        f, v, n, lbh, used = struct.unpack_from(self.HEADER, self.map, self._q(q))
+        return {"features": f, "version": v, "desc_num": n, "last_batch_head": lbh,
+                "used_idx": used}
+
+    def set_header(self, q=0, **fields):
+        h = self.header(q)
+        h.update(fields)
+        struct.pack_into(self.HEADER, self.map, self._q(q), h["features"], h["version"],
+                         h["desc_num"], h["last_batch_head"], h["used_idx"])
+
+    def desc(self, i, q=0):
+        """(inflight, next, counter) of descriptor i."""
+        return struct.unpack_from(self.DESC, self.map, self._q(q) + 16 + 16 * i)
+
+    def set_desc(self, i, inflight, next_=0, counter=0, q=0):
+        struct.pack_into(self.DESC, self.map, self._q(q) + 16 + 16 * i, inflight, next_,
+                         counter)
+
+    def inflight(self, q=0):
+        """Heads marked in flight, in counter order."""
+        heads = [(self.desc(i, q)[2], i) for i in range(self.queue_size) if self.desc(i, q)[0]]
+        return [i for _, i in sorted(heads)]
+
+    def close(self):
+        self.map.close()
+        os.close(self.fd)
+
 
 class Queue:
     """A ring with its kick and call eventfds."""
@@ -322,12 +401,15 @@ class Queue:
 
 class Device:
     """A connected, fully set-up vhost-user device: features negotiated, one memory
-    region, every queue started and enabled."""
+    region, every queue started and enabled. With inflight=True it also negotiates
+    INFLIGHT_SHMFD and asks for a region (self.inflight) before the rings start, and
+    reconnect() hands everything, region included, to a restarted backend."""
 
     def __init__(self, sock, nqueues, num=64, features=None, mem_size=4 << 20,
-                 event_idx=True):
+                 event_idx=True, inflight=False, start=True):
         self.fe = Frontend(sock)
         self.mem = Memory(mem_size)
+        self.want_inflight, self.inflight = inflight, None
         offered = self.fe.get_features()
         self.offered = offered
         if features is None:
@@ -335,19 +417,50 @@ class Device:
         if not event_idx:
             features &= ~(1 << F_EVENT_IDX)
         self.features = features
-        self.fe.set_owner()
-        if offered & (1 << F_PROTOCOL_FEATURES):
-            self.protocol = self.fe.get_protocol_features()
-            self.fe.set_protocol_features(self.protocol &
-                                          ((1 << PROTOCOL_F_REPLY_ACK) |
-                                           (1 << PROTOCOL_F_CONFIG) |
-                                           (1 << PROTOCOL_F_RESET_DEVICE)))
-        self.fe.set_features(features)
-        self.fe.set_mem_table([(self.mem.base, self.mem.size, self.mem.user, 0, self.mem.fd)])
+        self._negotiate()
         self.queues = [Queue(self.mem, i, num, bool(features & (1 << F_EVENT_IDX)))
                        for i in range(nqueues)]
+        if inflight:
+            fd, size, offset = self.fe.get_inflight_fd(nqueues, num)
+            if fd is None:
+                raise VhostError("GET_INFLIGHT_FD refused")
+            self.inflight = InflightRegion(fd, size, offset, nqueues, num)
+        self._setup()
+        if start:
+            for q in self.queues:
+                self.start_queue(q)
+
+    def _negotiate(self):
+        self.fe.set_owner()
+        if self.offered & (1 << F_PROTOCOL_FEATURES):
+            self.protocol = self.fe.get_protocol_features()
+            want = ((1 << PROTOCOL_F_REPLY_ACK) | (1 << PROTOCOL_F_CONFIG) |
+                    (1 << PROTOCOL_F_RESET_DEVICE))
+            if self.want_inflight:
+                want |= 1 << PROTOCOL_F_INFLIGHT_SHMFD
+            self.fe.set_protocol_features(self.protocol & want)
+
+    def _setup(self):
+        self.fe.set_features(self.features)
+        self.fe.set_mem_table([(self.mem.base, self.mem.size, self.mem.user, 0, self.mem.fd)])
+
+    def reconnect(self, sock, base=None):
+        """Hands the device to a new backend on sock, as a frontend does after its backend
+        died: the same features, memory and rings, the inflight region back with
+        SET_INFLIGHT_FD (before the rings start), and each ring started at base (by
+        default the used ring's index, which is what QEMU sends)."""
+        self.fe.close()
+        self.fe = Frontend(sock)
+        if self.fe.get_features() != self.offered:
+            raise VhostError("the new backend offers other features")
+        self._negotiate()
+        if self.inflight:
+            r = self.inflight
+            if self.fe.set_inflight_fd(r.fd, r.size, r.offset, r.num_queues, r.queue_size):
+                raise VhostError("SET_INFLIGHT_FD refused")
+        self._setup()
         for q in self.queues:
-            self.start_queue(q)
+            self.start_queue(q, q.ring.used_idx() if base is None else base)
 
     def user(self, guest_addr):
         return guest_addr + USER_OFFSET
@@ -371,6 +484,8 @@ class Device:
         self.fe.close()
         for q in self.queues:
             q.close()
+        if self.inflight:
+            self.inflight.close()
         self.mem.close()
 
 

@@ -497,14 +497,14 @@ static void find_caps(void)
 }
 
 /* the one queue */
-#define QS 16
+#define QS 32
 struct desc { u64 addr; u32 len; u16 flags, next; };
 static struct desc ring_desc[QS] __attribute__((aligned(4096)));
 static struct { u16 flags, idx, ring[QS], used_event; } ring_avail __attribute__((aligned(4096)));
 static struct { u16 flags, idx; struct { u32 id, len; } ring[QS]; u16 avail_event; } ring_used __attribute__((aligned(4096)));
-static struct desc itable[8] __attribute__((aligned(16)));
+static struct desc itable[24] __attribute__((aligned(16)));
 static u16 avail_idx, used_seen, qi;
-static u8 data[4][4096] __attribute__((aligned(4096)));
+static u8 data[2][65536] __attribute__((aligned(4096)));
 static struct { u32 type, reserved; u64 sector; } hdr;
 static volatile u8 status_byte;
 
@@ -580,36 +580,46 @@ static long submit(void **buf, u32 *len, int n, int nr, int mode, u64 *cycles)
 	return ring_used.ring[(u16)(used_seen - 1) % QS].len;
 }
 
+/* One blk request: header, `kib` KiB in 4 KiB segments, status. */
+static long blk_rw(int write, u64 sector, u8 *buf, u32 kib, int mode, u64 *cyc)
+{
+	void *b[19]; u32 l[19]; int n = 0;
+	hdr = (typeof(hdr)){ write ? 1 : 0, 0, sector };
+	status_byte = 0xff;
+	b[n] = &hdr; l[n++] = 16;
+	for (u32 k = 0; k < kib; k += 4) { b[n] = buf + k * 1024; l[n++] = 4096; }
+	b[n] = (void *)&status_byte; l[n++] = 1;
+	long r = submit(b, l, n, write ? n - 1 : 1, mode, cyc);
+	if (r >= 0 && status_byte != 0) return -3;
+	return r;
+}
+
 static void blk_test(int mode)
 {
-	u64 iters = val("iters", 20), sum = 0, best = ~0ull, cyc;
-	u64 cap = MMIO32(devcfg) | (u64)MMIO32(devcfg + 4) << 32;
+	u64 iters = val("iters", 20), kib = val("kib", 4), sum = 0, best = ~0ull, cyc;
+	u64 cap = MMIO32(devcfg) | (u64)MMIO32(devcfg + 4) << 32, span = kib * 2;
 	puts_("blk capacity "); putu(cap); puts_("\n");
 	check(cap == val("capacity", cap), "capacity");
+	if (kib < 4 || kib > 64 || kib % 4) { check(0, "kib"); return; }
 	for (u64 it = 0; it < iters; it++) {
-		u64 sector = (it * 8) % (cap - 8);
-		for (int i = 0; i < 4096; i++) data[0][i] = (u8)(i * 7 + it * 13 + 1);
-		hdr = (typeof(hdr)){ 1, 0, sector };
-		status_byte = 0xff;
-		void *b[3] = { &hdr, data[0], (void *)&status_byte }; u32 l[3] = { 16, 4096, 1 };
-		long r = submit(b, l, 3, 2, mode, &cyc);
+		u64 sector = (it * span) % (cap - span);
+		for (u32 i = 0; i < kib * 1024; i++) data[0][i] = (u8)(i * 7 + it * 13 + 1);
+		long r = blk_rw(1, sector, data[0], kib, mode, &cyc);
 		if (r == -2) { puts_("needs_reset\n"); check(0, "write"); return; }
-		check(r == 1 && status_byte == 0, "write request");
+		check(r == 1, "write request");
 		sum += cyc; if (cyc < best) best = cyc;
-		hdr = (typeof(hdr)){ 0, 0, sector };
-		status_byte = 0xff;
-		for (int i = 0; i < 4096; i++) data[1][i] = 0;
-		void *b2[3] = { &hdr, data[1], (void *)&status_byte };
-		r = submit(b2, l, 3, 1, mode, &cyc);
-		check(r == 4097 && status_byte == 0, "read request");
+		for (u32 i = 0; i < kib * 1024; i++) data[1][i] = 0;
+		r = blk_rw(0, sector, data[1], kib, mode, &cyc);
+		check(r == (long)(kib * 1024 + 1), "read request");
 		int same = 1;
-		for (int i = 0; i < 4096; i++) same &= data[1][i] == data[0][i];
+		for (u32 i = 0; i < kib * 1024; i++) same &= data[1][i] == data[0][i];
 		check(same, "read back what was written");
 		sum += cyc; if (cyc < best) best = cyc;
 		if (fails) return;
 	}
 	puts_("blk ok requests "); putu(2 * iters); puts_(" mean_us "); putu(sum * 1000 / tsc_khz() / (2 * iters));
-	puts_(" best_us "); putu(best * 1000 / tsc_khz()); puts_("\n");
+	puts_(" best_us "); putu(best * 1000 / tsc_khz());
+	puts_(" mbps "); putu(2 * iters * kib * 1024 * tsc_khz() / 1000 / (sum ? sum : 1)); puts_("\n");
 }
 
 static u8 canary[65536];

@@ -1,0 +1,242 @@
+/*
+ * `engine: qemu` partitions: Linux in qemu-system-x86_64, exec'd in the child the
+ * supervisor forked. Guest RAM is the partition's memfd, the serial console is the
+ * console pipe, and every blk/rng device is a vhost-user device on the connection the
+ * supervisor already made to its I/O server. The command line is in docs/guest.md.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "common/json_quote.h"
+#include "supervisor/sup.h"
+
+#define QEMU_BIN         "qemu-system-x86_64"
+/* What every Linux partition's kernel gets before the system file's cmdline: the serial
+ * console the supervisor reads, a panic that ends QEMU at once (with -no-reboot). */
+#define QEMU_APPEND_BASE "console=ttyS0 panic=-1 quiet"
+#define LINUX_CMDLINE_MAX 2047          /* x86 COMMAND_LINE_SIZE minus the NUL */
+#define ACCEL_ENV        "BH_QEMU_ACCEL"
+
+/* Descriptor numbers QEMU inherits: its RAM, then one per device. */
+enum {
+	QEMU_MEM_FD = 3,
+	QEMU_FIRST_DEV_FD = 4,
+	QEMU_HIGH_FD = QEMU_FIRST_DEV_FD + BH_MAX_DEVICES,  /* above every target number */
+	QEMU_MAX_ARGS = 64 + 4 * BH_MAX_DEVICES,
+};
+
+/* Everything the argument vector points into: it must outlive the exec call. */
+struct qemu_args {
+	const char *argv[QEMU_MAX_ARGS];
+	int n;
+	char name[BH_MAX_NAME + 32], smp[16], mem[32], ram[128], append[LINUX_CMDLINE_MAX + 64];
+	char chardev[BH_MAX_DEVICES][64], device[BH_MAX_DEVICES][96];
+};
+
+/* Tells the supervisor why the partition could not start (an `error` event: its
+ * message becomes the summary) and ends the child. */
+static void __attribute__((noreturn, format(printf, 3, 4)))
+qemu_fail(int event_w, const struct sup_partition *p, const char *fmt, ...)
+{
+	char msg[512], qmsg[3200], qname[BH_MAX_NAME * 6 + 3], line[3500];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "bulkhead run: partition '%s': %s\n", p->cfg->name, msg);
+	if (event_w >= 0 && json_quote(qmsg, sizeof(qmsg), msg) > 0 &&
+	    json_quote(qname, sizeof(qname), p->cfg->name) > 0) {
+		n = snprintf(line, sizeof(line), "{\"event\":\"error\",\"partition\":%s,"
+			     "\"message\":%s}\n", qname, qmsg);
+		if (n > 0 && (size_t)n < sizeof(line))
+			sup_write_all(event_w, line, (size_t)n);
+	}
+	_exit(127);
+}
+
+static void add(struct qemu_args *a, const char *arg)
+{
+	if (a->n < QEMU_MAX_ARGS - 1)
+		a->argv[a->n++] = arg;
+}
+
+static void add2(struct qemu_args *a, const char *opt, const char *val)
+{
+	add(a, opt);
+	add(a, val);
+}
+
+/* The accelerator: BH_QEMU_ACCEL=kvm|tcg, TCG by default (this machine's KVM cannot
+ * boot Linux; a probe that picks KVM where it can is future work). Returns false for
+ * anything else. */
+static bool pick_accel(const char **accel, const char **cpu)
+{
+	const char *want = getenv(ACCEL_ENV);
+
+	if (!want || !*want || !strcmp(want, "tcg")) {
+		*accel = "tcg";
+		*cpu = "max";
+		return true;
+	}
+	if (!strcmp(want, "kvm")) {
+		*accel = "kvm";
+		*cpu = "host";
+		return true;
+	}
+	return false;
+}
+
+/* QEMU's devices for the partition's devices, on the inherited connection fds. The
+ * checker and run.c admit only blk and rng here. PCI slots follow the system file's
+ * order one up (slot 1 is the pc machine's PIIX3), so the disks are vda, vdb, ... in
+ * the file's order. */
+static void add_devices(struct qemu_args *a, const struct bh_partition *cfg)
+{
+	for (unsigned d = 0; d < cfg->ndevices; d++) {
+		const struct bh_device *dev = &cfg->devices[d];
+
+		snprintf(a->chardev[d], sizeof(a->chardev[d]), "socket,id=vu%u,fd=%u", d,
+			 QEMU_FIRST_DEV_FD + d);
+		if (dev->type == BH_DEV_BLK)
+			snprintf(a->device[d], sizeof(a->device[d]), "vhost-user-blk-pci,chardev=vu%u,"
+				 "num-queues=1,addr=0x%x", d, dev->pci_slot + 1);
+		else
+			snprintf(a->device[d], sizeof(a->device[d]), "vhost-user-rng-pci,chardev=vu%u,"
+				 "addr=0x%x", d, dev->pci_slot + 1);
+		add2(a, "-chardev", a->chardev[d]);
+		add2(a, "-device", a->device[d]);
+	}
+}
+
+static void build_args(struct qemu_args *a, const struct sup_partition *p, const char *accel,
+		       const char *cpu)
+{
+	const struct bh_partition *cfg = p->cfg;
+	unsigned long long mem = (unsigned long long)cfg->memory;
+
+	a->n = 0;
+	snprintf(a->name, sizeof(a->name), "guest=%s,debug-threads=on", cfg->name);
+	snprintf(a->smp, sizeof(a->smp), "%u", cfg->ncpus ? cfg->ncpus : 1);
+	snprintf(a->mem, sizeof(a->mem), "%lluM", mem >> 20);     /* a multiple of 2M */
+	snprintf(a->ram, sizeof(a->ram), "memory-backend-file,id=ram,size=%llu,"
+		 "mem-path=/proc/self/fd/%d,share=on", mem, QEMU_MEM_FD);
+	snprintf(a->append, sizeof(a->append), "%s%s%s", QEMU_APPEND_BASE,
+		 cfg->cmdline && *cfg->cmdline ? " " : "", cfg->cmdline ? cfg->cmdline : "");
+
+	add(a, QEMU_BIN);
+	add2(a, "-name", a->name);
+	add2(a, "-msg", "timestamp=off,guest-name=on");
+	add2(a, "-accel", accel);
+	add2(a, "-cpu", cpu);
+	add2(a, "-smp", a->smp);
+	add2(a, "-machine", "pc,memory-backend=ram");
+	add2(a, "-m", a->mem);
+	add2(a, "-object", a->ram);
+	add(a, "-nodefaults");
+	add(a, "-no-user-config");
+	add2(a, "-display", "none");
+	add(a, "-no-reboot");
+	add2(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
+	     "resourcecontrol=deny");
+	/* The serial port on stdout, which is the console pipe; stdin is /dev/null. */
+	add2(a, "-chardev", "stdio,id=ser0,signal=off");
+	add2(a, "-serial", "chardev:ser0");
+	add_devices(a, cfg);
+	add2(a, "-kernel", cfg->kernel);
+	if (cfg->initrd)
+		add2(a, "-initrd", cfg->initrd);
+	add2(a, "-append", a->append);
+	a->argv[a->n] = NULL;
+}
+
+/* QEMU's threads run on the partition's CPUs, as a monitor's vCPUs do. */
+static int pin(const struct bh_partition *cfg)
+{
+	cpu_set_t set;
+
+	if (!cfg->ncpus)
+		return 0;
+	CPU_ZERO(&set);
+	for (unsigned c = 0; c < BH_MAX_CPUS && c < CPU_SETSIZE; c++)
+		if (bh_cpuset_has(&cfg->cpus, c))
+			CPU_SET(c, &set);
+	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
+}
+
+static void emit_start(int event_w, const struct sup_partition *p, const char *accel)
+{
+	char qname[BH_MAX_NAME * 6 + 3], line[512];
+	int n;
+
+	if (json_quote(qname, sizeof(qname), p->cfg->name) < 0)
+		return;
+	n = snprintf(line, sizeof(line), "{\"event\":\"start\",\"partition\":%s,\"id\":%u,"
+		     "\"memory\":%llu,\"engine\":\"qemu\",\"accel\":\"%s\"}\n", qname, p->id,
+		     (unsigned long long)p->cfg->memory, accel);
+	if (n > 0 && (size_t)n < sizeof(line))
+		sup_write_all(event_w, line, (size_t)n);
+}
+
+void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int event_w)
+{
+	static struct qemu_args a;      /* large; the child is single-threaded */
+	int devnull, mem, dev[BH_MAX_DEVICES], rc;
+	const char *accel, *cpu;
+	sigset_t none;
+
+	(void)s;
+	/* QEMU must not outlive the supervisor, whatever happens to it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() == 1)
+		_exit(127);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Lift every descriptor to pass above the target numbers first, so that placing one
+	 * can never overwrite another that is still to be placed. */
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	console_w = fcntl(console_w, F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
+	event_w = fcntl(event_w, F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
+	mem = fcntl(p->mem_fd, F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
+	if (devnull < 0 || console_w < 0 || event_w < 0 || mem < 0)
+		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
+	for (unsigned d = 0; d < p->cfg->ndevices; d++) {
+		dev[d] = fcntl(p->dev_fd[d], F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
+		if (dev[d] < 0)
+			qemu_fail(event_w, p, "cannot pass device %u to QEMU: %s", d,
+				  strerror(errno));
+	}
+	/* dup2 clears FD_CLOEXEC: these are the descriptors QEMU inherits. */
+	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
+	    dup2(mem, QEMU_MEM_FD) < 0)
+		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
+	for (unsigned d = 0; d < p->cfg->ndevices; d++)
+		if (dup2(dev[d], QEMU_FIRST_DEV_FD + (int)d) < 0)
+			qemu_fail(event_w, p, "cannot pass device %u to QEMU: %s", d,
+				  strerror(errno));
+
+	if (!pick_accel(&accel, &cpu))
+		qemu_fail(event_w, p, "%s='%s': the accelerator must be kvm or tcg", ACCEL_ENV,
+			  getenv(ACCEL_ENV));
+	if (sizeof(QEMU_APPEND_BASE) + (p->cfg->cmdline ? strlen(p->cfg->cmdline) : 0) >
+	    LINUX_CMDLINE_MAX)
+		qemu_fail(event_w, p, "cmdline is too long: with bulkhead's '%s ' in front the "
+			  "kernel command line exceeds %d bytes", QEMU_APPEND_BASE,
+			  LINUX_CMDLINE_MAX);
+	rc = pin(p->cfg);
+	if (rc)
+		qemu_fail(event_w, p, "cannot pin QEMU to the partition's CPUs: %s", strerror(-rc));
+	build_args(&a, p, accel, cpu);
+	emit_start(event_w, p, accel);
+	execvp(QEMU_BIN, (char *const *)a.argv);
+	qemu_fail(event_w, p, "cannot start %s: %s", QEMU_BIN, strerror(errno));
+}

@@ -1,0 +1,324 @@
+"""`engine: qemu` partitions under `bulkhead run`: Linux (the image `make guest` builds) in
+qemu-system-x86_64 with the partition's memfd as RAM, its serial console relayed with
+the partition's name, its command's exit status read from the init's
+'bh: exit status N' line, and its blk and rng devices served by bulkhead's own I/O
+servers over vhost-user. A Linux partition runs beside a bare-metal one; SIGTERM stops
+QEMU cleanly and a killed supervisor takes QEMU with it. See docs/guest.md."""
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+
+PYTHON = "/usr/bin/python3"
+BUILDER = ROOT / "guest" / "build.py"
+GUEST = ROOT / "build" / "guest"
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def image():
+    r = subprocess.run([PYTHON, str(BUILDER), "--out", str(GUEST)], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, f"guest image build failed:\n{r.stdout}{r.stderr}"
+    return GUEST
+
+
+@pytest.fixture
+def kernel(image, tmp_path):
+    """A private copy of the kernel: its path in QEMU's arguments identifies this test's
+    QEMU among other tests' processes."""
+    dst = tmp_path / "vmlinuz"
+    shutil.copy(image / "vmlinuz", dst)
+    return dst
+
+
+def linux(name, kernel, command, cpus="[0]", devices=(), more=""):
+    """A Linux partition's YAML entry running COMMAND (through bh.run64)."""
+    run64 = base64.b64encode(command.encode()).decode()
+    text = (f"  - name: {name}\n"
+            f"    kernel: {kernel}\n"
+            f"    initrd: {GUEST / 'initramfs.cpio.gz'}\n"
+            f"    cmdline: \"bh.run64={run64}\"\n"
+            f"    engine: qemu\n"
+            f"    cpus: {cpus}\n"
+            f"    memory: 256M\n{more}")
+    if devices:
+        text += "    devices:\n" + "".join(f"      - {d}\n" for d in devices)
+    return text
+
+
+def write_system(tmp_path, partitions, servers=""):
+    path = tmp_path / "system.yaml"
+    path.write_text(f"system: {{name: lx, cpus: [0, 1], log_dir: {tmp_path}/log}}\n"
+                    f"{servers}partitions:\n" + "".join(partitions))
+    return path
+
+
+def run(bulkhead, path, timeout=90, env=None):
+    return subprocess.run([bulkhead, "run", str(path)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def events(tmp_path):
+    with open(tmp_path / "log" / "events.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def console(r, name):
+    """The lines a partition printed, without the name prefix."""
+    prefix = f"{name:<8} | "
+    return [l[len(prefix):] for l in r.stdout.splitlines() if l.startswith(prefix)]
+
+
+def alive(pid):
+    """True while pid runs (a zombie left to init counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def qemus_of(tmp_path):
+    r = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64.*{tmp_path}/"],
+                       capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def md5(data):
+    return hashlib.md5(data).hexdigest()
+
+
+# ---- console and exit status ----------------------------------------------------------
+
+@pytest.mark.parametrize("status", [0, 7])
+def test_console_and_exit_status(bulkhead, kernel, tmp_path, status):
+    path = write_system(tmp_path, [linux("lx", kernel, "echo \"hello from $(hostname)\"; "
+                                         f"cat /proc/cmdline; exit {status}")])
+    r = run(bulkhead, path)
+    assert r.returncode == (0 if status == 0 else 1), r.stdout + r.stderr
+    lines = console(r, "lx")
+    assert "hello from bh-guest" in lines, r.stdout
+    assert any(l.startswith("console=ttyS0 panic=-1 quiet bh.run64=") for l in lines), r.stdout
+    assert f"bh: exit status {status}" in lines
+    assert re.search(rf"^  lx +exited with status {status}$", r.stderr, re.M), r.stderr
+    log = (tmp_path / "log" / "lx.console.log").read_text()
+    assert "hello from bh-guest" in log
+    ev = events(tmp_path)
+    start = [e for e in ev if e["event"] == "start" and e.get("partition") == "lx"]
+    assert start and start[0]["engine"] == "qemu" and start[0]["accel"] == "tcg", ev
+    assert [e["ok"] for e in ev if e["event"] == "partition_stop"] == [status == 0]
+
+
+def test_guest_ending_without_a_status_is_not_success(bulkhead, kernel, tmp_path):
+    """The command powers the guest off itself: QEMU exits 0, but no status line came."""
+    path = write_system(tmp_path, [linux("lx", kernel, "poweroff -f; sleep 10")])
+    r = run(bulkhead, path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "exited with status" not in r.stderr
+    assert [e["ok"] for e in events(tmp_path) if e["event"] == "partition_stop"] == [False]
+
+
+def test_bad_accelerator_is_refused(bulkhead, kernel, tmp_path):
+    path = write_system(tmp_path, [linux("lx", kernel, "true")])
+    r = run(bulkhead, path, timeout=30, env={**os.environ, "BH_QEMU_ACCEL": "hvf"})
+    assert r.returncode == 1, r.stderr
+    assert "could not start: BH_QEMU_ACCEL='hvf': the accelerator must be kvm or tcg" \
+        in r.stderr
+    assert not [e for e in events(tmp_path) if e["event"] == "start"]
+
+
+# ---- devices on bulkhead's I/O servers ------------------------------------------------
+
+# The slice starts at 4 MiB of the file. The guest reads the first 1 MiB of its disk
+# (written by the host), writes 4 MiB at 4 MiB with O_DIRECT and reads it back; then
+# reads the rng server's entropy.
+DEVICE_SCRIPT = (
+    "echo N $(nproc); "
+    "echo S $(cat /sys/block/vda/size); "
+    "echo R $(dd if=/dev/vda bs=64k count=16 iflag=direct | md5sum); "
+    "dd if=/dev/urandom of=/tmp/w bs=64k count=64; "
+    "echo W $(md5sum </tmp/w); "
+    "dd if=/tmp/w of=/dev/vda bs=64k seek=64 oflag=direct conv=fsync || exit 1; "
+    "echo V $(dd if=/dev/vda bs=64k skip=64 count=64 iflag=direct | md5sum); "
+    "echo C $(cat /sys/class/misc/hw_random/rng_current); "
+    "echo Z $(head -c 8192 /dev/hwrng | gzip -c | wc -c); "
+    "echo A $(head -c 32 /dev/hwrng | md5sum); "
+    "echo B $(head -c 32 /dev/hwrng | md5sum)")
+
+SERVERS = """io_servers:
+  - name: blkio
+    class: blk
+    disks:
+      - {{name: d0, file: {disk}, size: 16M}}
+  - {{name: rngio, class: rng}}
+"""
+DEVICES = ("{type: blk, server: blkio, disk: d0, offset: 4M, size: 8M}",
+           "{type: rng, server: rngio}")
+
+
+def test_blk_and_rng_on_bulkhead_servers(bulkhead, kernel, tmp_path):
+    disk = tmp_path / "disk.img"
+    before, head = os.urandom(4 * MiB), os.urandom(MiB)
+    with open(disk, "wb") as f:
+        f.write(before)
+        f.write(head)
+        f.truncate(16 * MiB)
+    path = write_system(tmp_path, [linux("lx", kernel, DEVICE_SCRIPT, cpus="[0, 1]",
+                                         devices=DEVICES)],
+                        servers=SERVERS.format(disk=disk))
+    r = run(bulkhead, path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = "\n".join(console(r, "lx"))
+    lines = dict(re.findall(r"^([NSRWVCZAB]) (\S+)", out, re.M))
+    assert set(lines) == set("NSRWVCZAB"), out
+    assert lines["N"] == "2", "-smp is not the partition's CPU count"
+    assert int(lines["S"]) * 512 == 8 * MiB, out
+    assert lines["R"] == md5(head), "the guest read other bytes than the host wrote"
+    assert lines["V"] == lines["W"], "the guest read back other bytes than it wrote"
+    data = disk.read_bytes()
+    assert md5(data[8 * MiB:12 * MiB]) == lines["W"], \
+        "the guest's write did not reach the disk file"
+    assert data[:4 * MiB] == before and data[12 * MiB:] == bytes(4 * MiB), \
+        "bytes outside the partition's slice changed"
+    assert lines["C"] == "virtio_rng.0", out
+    assert int(lines["Z"]) > 8192, "8 KiB from the rng server compress: not random"
+    assert lines["A"] != lines["B"], out
+    ev = events(tmp_path)
+    assert sorted(e["server"] for e in ev if e["event"] == "server_exit" and e["expected"]) \
+        == ["blkio", "rngio"], ev
+
+
+def test_linux_beside_bare_metal(bulkhead, kernel, inmates, tmp_path):
+    path = write_system(tmp_path, [
+        linux("lx", kernel, "echo linux here; exit 0"),
+        f"  - {{name: bare, image: {inmates / 'hello.elf'}, cmdline: \"next to linux\", "
+        f"cpus: [1], memory: 16M}}\n"])
+    r = run(bulkhead, path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "linux here" in console(r, "lx")
+    assert "hello: goodbye" in console(r, "bare"), r.stdout
+    assert re.search(r"^  lx +exited with status 0$", r.stderr, re.M), r.stderr
+    assert re.search(r"^  bare +exited with status 0$", r.stderr, re.M), r.stderr
+
+
+# ---- stopping -------------------------------------------------------------------------
+
+def wait_ready(proc, tmp_path, times=1):
+    """Waits until the guest has said 'ready' TIMES times on its console."""
+    log = tmp_path / "log" / "lx.console.log"
+    deadline = time.monotonic() + 60
+    while not (log.exists() and log.read_text().count("ready") >= times):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the guest never got ready: {proc.communicate()[1]}")
+        time.sleep(0.1)
+
+
+def start_long(bulkhead, kernel, tmp_path, devices=True):
+    """A Linux partition (with blk and rng devices) that says 'ready' and sleeps; returns
+    the running supervisor once the guest is ready."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(16 * MiB)
+    path = write_system(tmp_path, [linux("lx", kernel, "echo ready; sleep 60",
+                                         devices=DEVICES if devices else ())],
+                        servers=SERVERS.format(disk=disk) if devices else "")
+    proc = subprocess.Popen([bulkhead, "run", "--quiet", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_ready(proc, tmp_path)
+    assert len(qemus_of(tmp_path)) == 1
+    return proc
+
+
+def pids(tmp_path):
+    return [e["pid"] for e in events(tmp_path)
+            if e["event"] in ("partition_start", "server_start")]
+
+
+def test_sigterm_stops_qemu_cleanly(bulkhead, kernel, tmp_path):
+    proc = start_long(bulkhead, kernel, tmp_path)
+    started = pids(tmp_path)
+    assert len(started) == 3
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert re.search(r"^  lx +stopped by Terminated$", err, re.M), err
+    assert "monitor crash" not in err
+    assert qemus_of(tmp_path) == []
+    assert [p for p in started if alive(p)] == []
+    ev = events(tmp_path)
+    assert not [e for e in ev if e["event"] == "monitor_crash"], ev
+
+
+def test_qemu_never_outlives_a_killed_supervisor(bulkhead, kernel, tmp_path):
+    proc = start_long(bulkhead, kernel, tmp_path)
+    started = pids(tmp_path)
+    proc.kill()
+    proc.communicate(timeout=10)
+    deadline = time.monotonic() + 5
+    while [p for p in started if alive(p)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [p for p in started if alive(p)] == []
+    assert qemus_of(tmp_path) == []
+
+
+def test_ctl_restart_and_stop(bulkhead, kernel, tmp_path):
+    """`bulkhead ctl` restarts a Linux partition (a new QEMU on zeroed memory) and stops
+    it, as it does a bare-metal one."""
+    proc = start_long(bulkhead, kernel, tmp_path, devices=False)
+    sock = tmp_path / "log" / "control.sock"
+
+    def ctl(*args):
+        return subprocess.run([bulkhead, "ctl", "--socket", str(sock), *args],
+                              capture_output=True, text=True, timeout=20)
+
+    status = json.loads(ctl("--json", "status").stdout)
+    lx = status["partitions"][0]
+    first = lx["pid"]
+    assert lx["state"] == "running" and qemus_of(tmp_path) == [str(first)], status
+    r = ctl("restart", "lx")
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_ready(proc, tmp_path, times=2)
+    assert not alive(first)
+    second = json.loads(ctl("--json", "status").stdout)["partitions"][0]["pid"]
+    assert second != first and qemus_of(tmp_path) == [str(second)]
+    r = ctl("stop", "lx")
+    assert r.returncode == 0, r.stdout + r.stderr
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, err
+    assert re.search(r"^  lx +stopped by the operator$", err, re.M), err
+    assert qemus_of(tmp_path) == [] and not alive(second)
+    assert [e["reason"] for e in events(tmp_path) if e["event"] == "partition_restart"] \
+        == ["operator"]
+
+
+# ---- what is refused ------------------------------------------------------------------
+
+def test_check_refuses_window_isolation_with_qemu(bulkhead, kernel, tmp_path):
+    path = write_system(tmp_path, [linux("lx", kernel, "true",
+                                         more="    isolation: window\n")])
+    r = subprocess.run([bulkhead, "check", str(path)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "partition 'lx': 'isolation: window' needs bulkhead's own monitor" in r.stderr
+
+
+def test_run_refuses_console_devices_for_qemu(bulkhead, kernel, tmp_path):
+    path = write_system(tmp_path, [linux("lx", kernel, "true",
+                                         devices=["{type: console, server: con}"])],
+                        servers="io_servers:\n  - {name: con, class: console}\n")
+    r = run(bulkhead, path, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "partition 'lx': console devices cannot be served to 'engine: qemu' partitions" \
+        in r.stderr
+    assert r.stdout == ""
