@@ -108,12 +108,6 @@ int sup_prepare_devices(struct sup *s)
 	return 0;
 }
 
-/* Copies fd above every number the server's descriptors are placed at, so that placing
- * one never clobbers another still to be placed. Returns the copy or -1. */
-static int lift(int fd, int above)
-{
-	return fcntl(fd, F_DUPFD_CLOEXEC, above);
-}
 
 static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 {
@@ -124,20 +118,15 @@ static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 	int lifted_out[SUP_MAX_CONNS], next = SRV_FIRST_FD, n = 0, devnull;
 	int above = SRV_FIRST_FD + (int)v->cfg->ndisks + 2 * (int)v->nconns;
 	int disk_num[BH_MAX_DISKS];
-	sigset_t none;
 
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() == 1)
-		_exit(127);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sup_child_init();
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	lifted_ev = lift(event_w, above);
+	lifted_ev = sup_child_lift(event_w, above);
 	for (unsigned k = 0; k < v->cfg->ndisks; k++)
-		lifted_disk[k] = lift(v->disk_fd[k], above);
+		lifted_disk[k] = sup_child_lift(v->disk_fd[k], above);
 	for (unsigned c = 0; c < v->nconns; c++) {
-		lifted_conn[c] = lift(v->conns[c].fd, above);
-		lifted_out[c] = v->conns[c].out_fd >= 0 ? lift(v->conns[c].out_fd, above) : -1;
+		lifted_conn[c] = sup_child_lift(v->conns[c].fd, above);
+		lifted_out[c] = v->conns[c].out_fd >= 0 ? sup_child_lift(v->conns[c].out_fd, above) : -1;
 	}
 	if (devnull < 0 || lifted_ev < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
 	    dup2(lifted_ev, SRV_EVENT_FD) < 0)

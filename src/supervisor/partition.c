@@ -96,37 +96,29 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 	char ctl_arg[16];
 	unsigned fd_next = MON_FIRST_REGION_FD;
 	int n = 0, devnull, mem;
-	sigset_t none;
 
-	/* The monitor must not outlive the supervisor, whatever happens to it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() == 1)
-		_exit(127);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Lift every descriptor to pass above the target numbers first, so that placing one
-	 * can never overwrite another that is still to be placed. */
+	sup_child_init();
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	console_w = fcntl(console_w, F_DUPFD_CLOEXEC, HIGH_FD);
-	event_w = fcntl(event_w, F_DUPFD_CLOEXEC, HIGH_FD);
-	mem = fcntl(p->mem_fd, F_DUPFD_CLOEXEC, HIGH_FD);
+	console_w = sup_child_lift(console_w, HIGH_FD);
+	event_w = sup_child_lift(event_w, HIGH_FD);
+	mem = sup_child_lift(p->mem_fd, HIGH_FD);
 	if (devnull < 0 || console_w < 0 || event_w < 0 || mem < 0)
 		_exit(127);
 	for (unsigned i = 0; i < p->cfg->nmemmap; i++) {
 		const struct bh_map_entry *e = &p->cfg->memmap[i];
 		if (e->kind == BH_MAP_RAM)
 			continue;
-		lifted[i] = fcntl(e->kind == BH_MAP_SHARED ? s->region_fd[e->object]
-							    : s->channel_fd[e->object], F_DUPFD_CLOEXEC, HIGH_FD);
+		lifted[i] = sup_child_lift(e->kind == BH_MAP_SHARED ? s->region_fd[e->object]
+							    : s->channel_fd[e->object], HIGH_FD);
 		if (lifted[i] < 0)
 			_exit(127);
 	}
 	for (unsigned i = 0; i < p->cfg->ndevices; i++) {
-		dev_lifted[i] = fcntl(p->dev_fd[i], F_DUPFD_CLOEXEC, HIGH_FD);
+		dev_lifted[i] = sup_child_lift(p->dev_fd[i], HIGH_FD);
 		if (dev_lifted[i] < 0)
 			_exit(127);
 	}
-	ctl_lifted = p->ctl_mon_fd >= 0 ? fcntl(p->ctl_mon_fd, F_DUPFD_CLOEXEC, HIGH_FD) : -1;
+	ctl_lifted = p->ctl_mon_fd >= 0 ? sup_child_lift(p->ctl_mon_fd, HIGH_FD) : -1;
 	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
 	    dup2(event_w, MON_EVENT_FD) < 0 || dup2(mem, MON_MEM_FD) < 0)
 		_exit(127);

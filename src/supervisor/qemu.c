@@ -192,25 +192,17 @@ void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int ev
 	static struct qemu_args a;      /* large; the child is single-threaded */
 	int devnull, mem, dev[BH_MAX_DEVICES], rc;
 	const char *accel, *cpu;
-	sigset_t none;
 
 	(void)s;
-	/* QEMU must not outlive the supervisor, whatever happens to it. */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() == 1)
-		_exit(127);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	/* Lift every descriptor to pass above the target numbers first, so that placing one
-	 * can never overwrite another that is still to be placed. */
+	sup_child_init();
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	console_w = fcntl(console_w, F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
-	event_w = fcntl(event_w, F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
-	mem = fcntl(p->mem_fd, F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
+	console_w = sup_child_lift(console_w, QEMU_HIGH_FD);
+	event_w = sup_child_lift(event_w, QEMU_HIGH_FD);
+	mem = sup_child_lift(p->mem_fd, QEMU_HIGH_FD);
 	if (devnull < 0 || console_w < 0 || event_w < 0 || mem < 0)
 		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
 	for (unsigned d = 0; d < p->cfg->ndevices; d++) {
-		dev[d] = fcntl(p->dev_fd[d], F_DUPFD_CLOEXEC, QEMU_HIGH_FD);
+		dev[d] = sup_child_lift(p->dev_fd[d], QEMU_HIGH_FD);
 		if (dev[d] < 0)
 			qemu_fail(event_w, p, "cannot pass device %u to QEMU: %s", d,
 				  strerror(errno));

@@ -180,6 +180,13 @@ void sup_control_close(struct sup *s);
 int sup_operator_start(struct sup *s, struct sup_partition *p);
 int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after);
 
+/* child.c: in a child between fork and exec. sup_child_init ties the child's life to
+ * the supervisor's (it exits if the supervisor is already gone) and unblocks signals;
+ * sup_child_lift copies fd above `above` (close-on-exec), so that descriptors can then
+ * be placed at low fixed numbers without clobbering one still to be placed. */
+void sup_child_init(void);
+int sup_child_lift(int fd, int above);
+
 /* qemu.c: `engine: qemu` partitions. In the child after fork: execs
  * qemu-system-x86_64 for partition p with its serial console on console_w and the
  * partition's memfd as guest RAM; never returns. */
