@@ -3,6 +3,7 @@ virtqueues built in it by hand, eventfds for kicks and calls, and the vhost-user
 (QEMU's vhost-user specification) to hand all of it to a backend. Enough to drive
 bulkhead's I/O servers (or any vhost-user backend) without a VM, and to corrupt rings
 in every way a hostile guest could."""
+import json
 import mmap
 import os
 import select
@@ -558,3 +559,30 @@ class BlkDevice(Device):
     def get_id(self):
         st, data, _ = self.request(BLK_T_GET_ID, in_len=20)
         return st, data.rstrip(b"\0").decode()
+
+
+class EventReader:
+    """JSON event lines from a server's non-blocking event pipe. The class that mixes it
+    in sets self.event_fd (the pipe's read end), self.buf = b"" and self.seen = []."""
+
+    def events(self):
+        while True:
+            try:
+                chunk = os.read(self.event_fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        self.seen += [json.loads(line) for line in lines if line]
+        return self.seen
+
+    def wait_event(self, event, timeout=10, **fields):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for e in self.events():
+                if e["event"] == event and all(e.get(k) == v for k, v in fields.items()):
+                    return e
+            select.select([self.event_fd], [], [], 0.05)
+        raise AssertionError(f"no {event} {fields} in {self.seen}")

@@ -24,12 +24,12 @@ from vhost_frontend import (  # noqa: E402
     BLK_T_WRITE_ZEROES, DESC_F_INDIRECT, DESC_F_NEXT, DESC_F_WRITE, F_EVENT_IDX,
     F_INDIRECT_DESC, F_PROTOCOL_FEATURES, F_VERSION_1, GET_CONFIG, PROTOCOL_F_CONFIG,
     PROTOCOL_F_MQ, PROTOCOL_F_REPLY_ACK, SECTOR, USED_F_NO_NOTIFY, BlkDevice, Device,
-    Frontend, Memory)
+    EventReader, Frontend, Memory)
 
 MiB = 1 << 20
 
 
-class IoServer:
+class IoServer(EventReader):
     """A supervised server: one socketpair per connection, its other end passed as
     fd=N in --conn, events on a pipe."""
 
@@ -51,28 +51,6 @@ class IoServer:
         os.close(w)
         os.set_blocking(r, False)
         self.event_fd, self.buf, self.seen = r, b"", []
-
-    def events(self):
-        while True:
-            try:
-                chunk = os.read(self.event_fd, 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self.buf += chunk
-        *lines, self.buf = self.buf.split(b"\n")
-        self.seen += [json.loads(line) for line in lines if line]
-        return self.seen
-
-    def wait_event(self, event, timeout=10, **fields):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for e in self.events():
-                if e["event"] == event and all(e.get(k) == v for k, v in fields.items()):
-                    return e
-            select.select([self.event_fd], [], [], 0.05)
-        raise AssertionError(f"no {event} {fields} in {self.seen}")
 
     def alive(self):
         return self.proc.poll() is None

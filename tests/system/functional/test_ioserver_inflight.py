@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from vhost_frontend import (  # noqa: E402
     BLK_S_OK, BLK_T_IN, BLK_T_OUT, PROTOCOL_F_INFLIGHT_SHMFD, BlkDevice, Device, Frontend,
-    VhostError)
+    EventReader, VhostError)
 
 MiB = 1 << 20
 KILLS = 12                 # the issue asks for at least 10
@@ -32,7 +32,7 @@ REQ = 256 * 1024           # bytes per request: large, so that many are in fligh
 SLOTS = 192                # REQ-sized slots on the disk
 
 
-class Server:
+class Server(EventReader):
     """One supervised I/O server with one connection (a socketpair), events on a pipe,
     stderr in a file; kill() is kill -9."""
 
@@ -49,28 +49,6 @@ class Server:
         os.close(w)
         os.set_blocking(r, False)
         self.sock, self.event_fd, self.buf, self.seen = ours, r, b"", []
-
-    def events(self):
-        while True:
-            try:
-                chunk = os.read(self.event_fd, 65536)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self.buf += chunk
-        *lines, self.buf = self.buf.split(b"\n")
-        self.seen += [json.loads(line) for line in lines if line]
-        return self.seen
-
-    def wait_event(self, event, timeout=10, **fields):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for e in self.events():
-                if e["event"] == event and all(e.get(k) == v for k, v in fields.items()):
-                    return e
-            select.select([self.event_fd], [], [], 0.05)
-        raise AssertionError(f"no {event} {fields} in {self.seen}")
 
     def kill(self):
         self.proc.send_signal(signal.SIGKILL)
