@@ -54,6 +54,26 @@ static void check_disk(const struct bh_ioserver *srv, const struct bh_disk *disk
 	(void)srv;
 }
 
+/* A TAP joins one network: two uplinks on one interface would bridge the networks. */
+static void check_uplink(const struct bh_system *sys, unsigned ni, struct diag *d)
+{
+	const struct bh_network *net = &sys->networks[ni];
+
+	if (!net->uplink_tap)
+		return;
+	if (!valid_ifname(net->uplink_tap)) {
+		diag_error(d, net->uplink_at, "uplink tap name '%s' is not a valid interface name "
+			   "(1 to %d characters, no '/', ':' or spaces)", net->uplink_tap, IFNAMSIZ - 1);
+		return;
+	}
+	for (unsigned i = 0; i < ni; i++)
+		if (sys->networks[i].uplink_tap &&
+		    !strcmp(sys->networks[i].uplink_tap, net->uplink_tap))
+			diag_error(d, net->uplink_at, "network '%s' uses uplink tap '%s', already the "
+				   "uplink of network '%s'", cfg_name(net->name), net->uplink_tap,
+				   cfg_name(sys->networks[i].name));
+}
+
 static void check_server(const struct bh_system *sys, unsigned si, struct diag *d)
 {
 	const struct bh_ioserver *srv = &sys->servers[si];
@@ -63,12 +83,6 @@ static void check_server(const struct bh_system *sys, unsigned si, struct diag *
 	if (srv->class != BH_CLASS_BLK && srv->disks_at.line)
 		diag_error(d, srv->disks_at, "'disks' applies to blk servers; '%s' is of class '%s'",
 			   cfg_name(srv->name), bh_class_names[srv->class]);
-	if (srv->class != BH_CLASS_NET && srv->uplink_at.line)
-		diag_error(d, srv->uplink_at, "'uplink' applies to net servers; '%s' is of class '%s'",
-			   cfg_name(srv->name), bh_class_names[srv->class]);
-	if (srv->uplink_tap && !valid_ifname(srv->uplink_tap))
-		diag_error(d, srv->uplink_at, "uplink tap name '%s' is not a valid interface name "
-			   "(1 to %d characters, no '/', ':' or spaces)", srv->uplink_tap, IFNAMSIZ - 1);
 	if (srv->standby)
 		diag_warning(d, srv->standby_at, "'standby' is not implemented yet; I/O server '%s' "
 			     "runs without a standby", cfg_name(srv->name));
@@ -204,6 +218,7 @@ static void check_usage(const struct bh_system *sys, struct diag *d)
 		if (members == 0 && sys->networks[ni].name)
 			diag_warning(d, sys->networks[ni].name_at, "network '%s' has no member",
 				     sys->networks[ni].name);
+		check_uplink(sys, ni, d);
 	}
 }
 

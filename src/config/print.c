@@ -72,8 +72,6 @@ static json_t *server_json(const struct bh_ioserver *srv)
 		}
 		json_object_set_new(o, "disks", disks);
 	}
-	if (srv->uplink_tap)
-		json_object_set_new(o, "uplink", json_pack("{s:s}", "tap", srv->uplink_tap));
 	return o;
 }
 
@@ -153,8 +151,12 @@ static json_t *network_json(const struct bh_system *sys, unsigned ni)
 				json_array_append_new(members, json_pack("{s:s, s:o}",
 					"partition", p->name, "mac", mac_json(p->devices[j].mac)));
 	}
-	return json_pack("{s:o, s:o, s:o}", "name", str_or_null(net->name),
-			 "server", str_or_null(net->server.name), "members", members);
+	json_t *o = json_pack("{s:o, s:o, s:o}", "name", str_or_null(net->name),
+			      "server", str_or_null(net->server.name), "members", members);
+
+	if (net->uplink_tap)
+		json_object_set_new(o, "uplink", json_pack("{s:s}", "tap", net->uplink_tap));
+	return o;
 }
 
 static json_t *region_json(const struct bh_region *r)

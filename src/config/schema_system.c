@@ -88,13 +88,6 @@ static const struct schema disk_schema = { "disk", sizeof(S), offsetof(S, at), N
 #undef S
 
 #define S struct bh_ioserver
-static const struct field uplink_fields[] = {
-	{ .key = "tap", .type = FT_STRING, VAL(S, uplink_tap), NOAT, REQ },
-	{ 0 }
-};
-static const struct schema uplink_schema = {
-	"uplink", sizeof(S), offsetof(S, uplink_at), NULL, uplink_fields
-};
 static const struct field server_fields[] = {
 	{ .key = "name", .type = FT_NAME, VAL(S, name), AT(S, name_at), REQ },
 	{ .key = "class", .type = FT_ENUM, VAL(S, class), AT(S, class_at), REQ,
@@ -103,7 +96,6 @@ static const struct field server_fields[] = {
 	{ .key = "standby", .type = FT_BOOL, VAL(S, standby), AT(S, standby_at) },
 	{ .key = "disks", .type = FT_LIST, VAL(S, disks), AT(S, disks_at), .sub = &disk_schema,
 	  COUNT(S, ndisks), .max = BH_MAX_DISKS },
-	{ .key = "uplink", .type = FT_MAP, .off = 0, NOAT, .sub = &uplink_schema },
 	{ 0 }
 };
 static const struct schema server_schema = {
@@ -118,9 +110,17 @@ static void network_init(void *o)
 {
 	init_ref(&((S *)o)->server);
 }
+static const struct field uplink_fields[] = {
+	{ .key = "tap", .type = FT_STRING, VAL(S, uplink_tap), NOAT, REQ },
+	{ 0 }
+};
+static const struct schema uplink_schema = {
+	"uplink", sizeof(S), offsetof(S, uplink_at), NULL, uplink_fields
+};
 static const struct field network_fields[] = {
 	{ .key = "name", .type = FT_NAME, VAL(S, name), AT(S, name_at), REQ },
 	{ .key = "server", .type = FT_REF, VAL(S, server), NOAT, REQ },
+	{ .key = "uplink", .type = FT_MAP, .off = 0, NOAT, .sub = &uplink_schema },
 	{ 0 }
 };
 static const struct schema network_schema = {

@@ -91,14 +91,14 @@ struct bh_ioserver {
 	bool standby;
 	struct bh_disk *disks;
 	unsigned ndisks;
-	char *uplink_tap;       /* net only; NULL without an uplink */
-	struct bh_loc at, name_at, class_at, standby_at, disks_at, uplink_at;
+	struct bh_loc at, name_at, class_at, standby_at, disks_at;
 };
 
 struct bh_network {
 	char *name;
 	struct bh_ref server;
-	struct bh_loc at, name_at;
+	char *uplink_tap;       /* a TAP interface joined to the network; NULL: none */
+	struct bh_loc at, name_at, uplink_at;
 };
 
 struct bh_region {

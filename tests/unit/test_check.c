@@ -593,7 +593,7 @@ static void device_keys_by_type(void **state)
 	       { 6, 70, "'readonly' applies to blk devices, not net" });
 	EXPECT(SYS "io_servers: [{name: s, class: rng, uplink: {tap: x}, disks: []}]\n"
 	       NETDEV("{type: rng, server: s}"),
-	       { 2, 44, "'uplink' applies to net servers" },
+	       { 2, 36, "unknown key 'uplink' in I/O server" },
 	       { 2, 61, "'disks' applies to blk servers" });
 }
 

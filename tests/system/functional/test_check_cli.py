@@ -202,7 +202,8 @@ def test_print_networks_and_macs(bulkhead, inmates, valid):
         {"partition": "db", "mac": "52:54:00:ab:cd:02"}]
     derived = nets["back"]["members"][0]["mac"]
     assert re.fullmatch(r"02:62:68:[0-9a-f]{2}:00:01", derived)
-    assert sys["io_servers"][0]["uplink"] == {"tap": "bh-uplink0"}
+    assert nets["front"]["uplink"] == {"tap": "bh-uplink0"}
+    assert "uplink" not in nets["back"]
 
 
 def test_print_fills_defaults(bulkhead, inmates, valid):
