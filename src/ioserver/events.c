@@ -14,7 +14,7 @@
 
 #define IOS_LINE_MAX 1024
 
-static void ios_write_line(struct ios *s, const char *line, size_t len)
+void ios_event_write(struct ios *s, const char *line, size_t len)
 {
 	size_t off = 0;
 
@@ -40,7 +40,7 @@ void ios_event_ready(struct ios *s)
 		     "{\"event\":\"ready\",\"server\":%s,\"class\":\"%s\",\"connections\":%u}\n",
 		     name, s->ops->name, s->ndevs);
 	if (n > 0 && (size_t)n < sizeof(line))
-		ios_write_line(s, line, (size_t)n);
+		ios_event_write(s, line, (size_t)n);
 }
 
 void ios_event_dev(struct vu_dev *d, const char *event, const char *reason, int queue)
@@ -61,7 +61,7 @@ void ios_event_dev(struct vu_dev *d, const char *event, const char *reason, int 
 	if (n <= 0 || (size_t)n > sizeof(line) - 3)
 		return;
 	memcpy(line + n, "}\n", 3);
-	ios_write_line(d->s, line, (size_t)n + 2);
+	ios_event_write(d->s, line, (size_t)n + 2);
 }
 
 void ios_log(struct ios *s, const struct vu_dev *d, const char *fmt, ...)
@@ -92,5 +92,5 @@ void ios_event_replay(struct vu_dev *d, int queue, unsigned requests)
 		     "{\"event\":\"replay\",\"server\":%s,\"partition\":%s,\"device\":%u,"
 		     "\"queue\":%d,\"requests\":%u}\n", name, part, d->device, queue, requests);
 	if (n > 0 && (size_t)n < sizeof(line))
-		ios_write_line(d->s, line, (size_t)n);
+		ios_event_write(d->s, line, (size_t)n);
 }

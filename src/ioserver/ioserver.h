@@ -1,7 +1,7 @@
 /*
  * The I/O server: one process, one epoll loop, any number of vhost-user connections,
  * each one virtio device of one partition. The vhost-user backend library (vu_*), the
- * loop (ios_*) and the device classes (blk, console, rng) that fill struct ios_backend.
+ * loop (ios_*) and the device classes (blk, console, net, rng) that fill struct ios_backend.
  */
 #ifndef BH_IOSERVER_H
 #define BH_IOSERVER_H
@@ -52,6 +52,26 @@ struct ios_conn_spec {
 	uint64_t offset, size;            /* blk: the slice, bytes */
 	bool readonly;                    /* blk */
 	int out_fd;                       /* console: where the guest's bytes go */
+	char network[IOS_NAME_MAX + 1];   /* net: the network the port joins ("" unset) */
+	uint8_t mac[6];                   /* net: the guest's address (has_mac) */
+	bool has_mac;
+	uint64_t rate, burst;             /* net: bytes per second (0: no limit), bytes */
+};
+
+/* An uplink of a net server: a TAP joining one network (--uplink). Supervised: fd open,
+ * network named; standalone: tap names the interface to open, the one network. */
+struct ios_uplink_spec {
+	char network[IOS_NAME_MAX + 1];
+	int fd;
+	char tap[16];                     /* the interface's name (IFNAMSIZ) */
+	uint8_t mac[6];                   /* the interface's own address, for the counters */
+};
+
+/* The net class's server-wide options. */
+struct ios_net_opts {
+	struct ios_uplink_spec uplinks[IOS_MAX_CONNS];
+	unsigned nuplinks;
+	unsigned hold_ms;                 /* --hold-ms: backpressure bound */
 };
 
 /* One virtqueue of a connection. Indices live in vr while the ring runs; base keeps
@@ -146,10 +166,13 @@ struct ios_backend {
 	void (*drain)(struct vu_dev *d);
 	/* Device reset: forget per-ring state (after drain). Optional. */
 	void (*reset)(struct vu_dev *d);
+	/* SIGUSR1: report the class's counters now. Optional. */
+	void (*report)(struct ios *s);
 };
 
 extern const struct ios_backend ios_blk_backend;
 extern const struct ios_backend ios_console_backend;
+extern const struct ios_backend ios_net_backend;
 extern const struct ios_backend ios_rng_backend;
 
 /* The server: the one per-process root. */
@@ -173,6 +196,7 @@ struct ios {
 	bool reap;                        /* some device is dead: free it at turn end */
 	bool any_poll_kick;               /* some running ring has no kick fd */
 	unsigned rr;                      /* round-robin start */
+	struct ios_net_opts net;          /* net class: uplinks, hold time */
 	void *priv;                       /* the class's per-server state */
 };
 
@@ -186,6 +210,7 @@ int ios_run(struct ios *s);
 void ios_event_ready(struct ios *s);
 void ios_event_dev(struct vu_dev *d, const char *event, const char *reason, int queue);
 void ios_event_replay(struct vu_dev *d, int queue, unsigned requests);
+void ios_event_write(struct ios *s, const char *line, size_t len);   /* one whole line */
 
 /* vu_dev.c: connections. */
 int vu_dev_new(struct ios *s, const struct ios_conn_spec *spec, struct vu_dev **out);

@@ -22,12 +22,14 @@
 
 #include "commands.h"
 #include "ioserver/ioserver.h"
+#include "ioserver/net.h"
 #include "ioserver/spec.h"
 
 /* The device classes: one line each. */
 static const struct ios_backend *const ios_backends[] = {
 	&ios_blk_backend,
 	&ios_console_backend,
+	&ios_net_backend,
 	&ios_rng_backend,
 };
 
@@ -36,9 +38,11 @@ static const struct ios_backend *const ios_backends[] = {
 #define IOS_EXIT_SETUP  2
 
 struct ios_opts {
-	const char *socket, *disk, *output, *name;
+	const char *socket, *disk, *output, *name, *network, *mac;
 	int event_fd;
 	uint64_t poll_us;
+	bool hold_set;
+	struct ios_net_opts net;
 	struct ios_conn_spec conns[IOS_MAX_CONNS];
 	unsigned nconns;
 };
@@ -51,9 +55,10 @@ static void ios_usage(FILE *out)
 		"                                                          (supervised)\n"
 		"\n"
 		"Serve virtio devices of one CLASS over vhost-user: blk (virtio-blk on a slice of\n"
-		"a disk file), console (virtio-console port 0: the guest's output to a file) or\n"
-		"rng (virtio-rng from getrandom). One process serves any number of connections,\n"
-		"each one device, under a seccomp sandbox. See docs/ioserver.md.\n"
+		"a disk file), console (virtio-console port 0: the guest's output to a file), net\n"
+		"(virtio-net ports of learning switches, one per network, with an optional TAP\n"
+		"uplink each) or rng (virtio-rng from getrandom). One process serves any number of\n"
+		"connections, each one device, under a seccomp sandbox. See docs/ioserver.md.\n"
 		"\n"
 		"standalone (any vhost-user frontend, e.g. QEMU's vhost-user-blk-pci):\n"
 		"  --socket PATH     listen on this unix socket (removed on exit); every\n"
@@ -63,6 +68,11 @@ static void ios_usage(FILE *out)
 		"                    or with K, M, G, T; both multiples of 512; size defaults to\n"
 		"                    the rest of the file. Required for blk\n"
 		"  --output FILE     console: append the guest's bytes to FILE (default stdout)\n"
+		"  --network NAME    net: the network every frontend joins (default standalone)\n"
+		"  --mac MAC         net: the first frontend's MAC, the next ones counting up in\n"
+		"                    accept order (default 02:62:68:ff:00:01)\n"
+		"  --uplink tap=IFNAME  net: open (or create) TAP interface IFNAME and join it to\n"
+		"                    the network\n"
 		"\n"
 		"supervised (started by 'bulkhead run' with the fds already open):\n"
 		"  --conn SPEC       one device; SPEC is comma-separated KEY=VALUE:\n"
@@ -75,21 +85,34 @@ static void ios_usage(FILE *out)
 		"                                    defaults to the rest of the file),\n"
 		"                          readonly=0|1  writes fail with IOERR (default 0)\n"
 		"                    console: out=M  fd to write the guest's bytes to (required)\n"
+		"                    net:  network=NET  the network (switch) the port joins,\n"
+		"                          mac=MAC   the guest's address (both required; frames\n"
+		"                                    from another source address are dropped),\n"
+		"                          rate=B,burst=B  limit what the guest sends to rate\n"
+		"                                    bytes/s with bursts of burst bytes (default\n"
+		"                                    65536, at least 1518): frames wait, not dropped\n"
 		"                    Up to %d. The server exits when every connection is gone.\n"
+		"  --uplink network=NET,fd=M\n"
+		"                    net: an open TAP (IFF_TAP|IFF_NO_PI, no vnet header) joined\n"
+		"                    to network NET; at most one per network\n"
 		"\n"
 		"common:\n"
 		"  --name NAME       server name in events and messages (default: CLASS)\n"
 		"  --event-fd FD     write JSON event lines to FD (default: stderr)\n"
 		"  --poll-us N       keep polling the rings N microseconds after the last work\n"
 		"                    before sleeping (default %d; 0: never poll)\n"
+		"  --hold-ms N       net: how long a frame waits for its receiver's buffers before\n"
+		"                    it is dropped (default %d; 0: never waits)\n"
 		"  --help            show this help\n"
 		"\n"
 		"events: ready, device_error (a corrupt ring: that device stops until reset, the\n"
 		"others go on), device_reset, disconnect, replay (requests a killed server left\n"
-		"in flight, resubmitted: vhost-user INFLIGHT_SHMFD).\n"
+		"in flight, resubmitted: vhost-user INFLIGHT_SHMFD); net: counters per port (at\n"
+		"most once a second while they change, when a port goes, at exit, and for every\n"
+		"port on SIGUSR1).\n"
 		"exit status: 0 stopped by SIGINT/SIGTERM or no connection left, 1 failure while\n"
 		"running, 2 bad command line or set-up error.\n",
-		IOS_MAX_CONNS, IOS_POLL_US);
+		IOS_MAX_CONNS, IOS_POLL_US, NET_HOLD_MS_DEFAULT);
 }
 
 static int ios_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -137,7 +160,8 @@ static int ios_parse_number(const char *v, uint64_t max, uint64_t *out)
 	return errno || *end || *out > max ? -EINVAL : 0;
 }
 
-enum { OPT_SOCKET = 256, OPT_DISK, OPT_OUTPUT, OPT_NAME, OPT_EVENT_FD, OPT_CONN, OPT_POLL };
+enum { OPT_SOCKET = 256, OPT_DISK, OPT_OUTPUT, OPT_NAME, OPT_EVENT_FD, OPT_CONN, OPT_POLL,
+       OPT_NETWORK, OPT_MAC, OPT_UPLINK, OPT_HOLD };
 
 static int ios_parse(int argc, char **argv, struct ios_opts *o)
 {
@@ -149,6 +173,10 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 		{ "event-fd", required_argument, NULL, OPT_EVENT_FD },
 		{ "conn", required_argument, NULL, OPT_CONN },
 		{ "poll-us", required_argument, NULL, OPT_POLL },
+		{ "network", required_argument, NULL, OPT_NETWORK },
+		{ "mac", required_argument, NULL, OPT_MAC },
+		{ "uplink", required_argument, NULL, OPT_UPLINK },
+		{ "hold-ms", required_argument, NULL, OPT_HOLD },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -158,6 +186,7 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 
 	o->event_fd = STDERR_FILENO;
 	o->poll_us = IOS_POLL_US;
+	o->net.hold_ms = NET_HOLD_MS_DEFAULT;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -183,6 +212,23 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 			if (ios_parse_number(optarg, 1000000, &v))
 				return ios_fail("--poll-us: '%s' is not 0 to 1000000", optarg);
 			o->poll_us = v;
+			break;
+		case OPT_NETWORK: o->network = optarg; break;
+		case OPT_MAC: o->mac = optarg; break;
+		case OPT_HOLD:
+			if (ios_parse_number(optarg, NET_HOLD_MS_MAX, &v))
+				return ios_fail("--hold-ms: '%s' is not 0 to %d", optarg,
+						NET_HOLD_MS_MAX);
+			o->net.hold_ms = (unsigned)v;
+			o->hold_set = true;
+			break;
+		case OPT_UPLINK:
+			if (o->net.nuplinks == IOS_MAX_CONNS)
+				return ios_fail("more than %d --uplink", IOS_MAX_CONNS);
+			if (ios_spec_parse_uplink(optarg, &o->net.uplinks[o->net.nuplinks], bad,
+						  sizeof(bad)))
+				return ios_fail("--uplink %s: %s", optarg, bad);
+			o->net.nuplinks++;
 			break;
 		case OPT_CONN:
 			if (o->nconns == IOS_MAX_CONNS)
@@ -238,9 +284,40 @@ static int ios_check_conns(const struct ios_backend *ops, struct ios_opts *o)
 		    (c->out_fd >= 0 && !ios_fd_open(c->out_fd)))
 			return ios_fail("%s device %u: a file descriptor is not open",
 					c->partition, c->device);
+		if (ops != &ios_net_backend && (c->network[0] || c->has_mac || c->rate))
+			return ios_fail("%s device %u: network=, mac=, rate= and burst= are for net",
+					c->partition, c->device);
 		why = ops->prepare_spec ? ops->prepare_spec(c) : NULL;
 		if (why)
 			return ios_fail("%s device %u: %s", c->partition, c->device, why);
+	}
+	return 0;
+}
+
+/* net uplinks: the right form for the mode, one per network, each a TAP (opened here
+ * when standalone: before the sandbox). */
+static int ios_check_uplinks(struct ios_opts *o, const char *standalone_network)
+{
+	for (unsigned i = 0; i < o->net.nuplinks; i++) {
+		struct ios_uplink_spec *u = &o->net.uplinks[i];
+		const char *why;
+
+		if (standalone_network && !u->tap[0])
+			return ios_fail("--uplink: standalone, give tap=IFNAME");
+		if (!standalone_network && u->tap[0])
+			return ios_fail("--uplink tap=%s: supervised, give network=NET,fd=M", u->tap);
+		if (standalone_network)
+			snprintf(u->network, sizeof(u->network), "%s", standalone_network);
+		for (unsigned j = 0; j < i; j++)
+			if (!strcmp(o->net.uplinks[j].network, u->network))
+				return ios_fail("--uplink: network %s has more than one uplink",
+						u->network);
+		if (!standalone_network && !ios_fd_open(u->fd))
+			return ios_fail("--uplink network=%s: fd=%d is not open", u->network, u->fd);
+		why = net_tap_prepare(u);
+		if (why)
+			return ios_fail("--uplink %s%s: %s", standalone_network ? "tap=" : "network=",
+					standalone_network ? u->tap : u->network, why);
 	}
 	return 0;
 }
@@ -257,6 +334,22 @@ static int ios_standalone_spec(const struct ios_backend *ops, struct ios_opts *o
 		return ios_fail("--disk is for blk only");
 	if (o->output && ops != &ios_console_backend)
 		return ios_fail("--output is for console only");
+	if (ops == &ios_net_backend) {
+		static const uint8_t base[6] = NET_STANDALONE_MAC;
+
+		if (o->network && (!ios_valid_name(o->network) || strpbrk(o->network, ",=")))
+			return ios_fail("--network: '%s' is not 1-%d printable characters without "
+					"',' or '='", o->network, IOS_NAME_MAX);
+		snprintf(t->network, sizeof(t->network), "%s",
+			 o->network ? o->network : NET_STANDALONE_NETWORK);
+		memcpy(t->mac, base, sizeof(base));
+		if (o->mac && (ios_spec_parse_mac(o->mac, t->mac) || (t->mac[0] & 1)))
+			return ios_fail("--mac: '%s' is not a unicast MAC like 02:62:68:ff:00:01",
+					o->mac);
+		t->has_mac = true;
+		if (ios_check_uplinks(o, t->network))
+			return IOS_EXIT_SETUP;
+	}
 	if (ops == &ios_blk_backend) {
 		if (!o->disk)
 			return ios_fail("blk needs --disk FILE");
@@ -338,11 +431,16 @@ static void ios_signalled(struct ios *s, struct ios_watch *w, uint32_t events)
 {
 	struct signalfd_siginfo si;
 
-	if (read(w->fd, &si, sizeof(si)) == sizeof(si))
+	if (read(w->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (si.ssi_signo != SIGUSR1)
 		s->stop = true;
+	else if (s->ops->report)
+		s->ops->report(s);        /* the class's counters, now */
 }
 
-/* SIGINT and SIGTERM arrive on an fd: the loop ends cleanly between turns. */
+/* SIGINT and SIGTERM arrive on an fd: the loop ends cleanly between turns. SIGUSR1
+ * asks for the class's counters (net). */
 static int ios_signals(struct ios *s)
 {
 	sigset_t set;
@@ -351,6 +449,7 @@ static int ios_signals(struct ios *s)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
 	if (sigprocmask(SIG_BLOCK, &set, NULL))
 		return -errno;
 	s->sig_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -420,14 +519,17 @@ int io_cmd_ioserver(int argc, char **argv)
 	}
 	s->ops = ios_find_class(argv[1]);
 	if (!s->ops)
-		return ios_fail("unknown class '%s': blk, console or rng", argv[1]);
+		return ios_fail("unknown class '%s': blk, console, net or rng", argv[1]);
 	rc = ios_parse(argc - 1, argv + 1, &o);
 	if (rc)
 		return rc < 0 ? IOS_EXIT_OK : rc;
 	if (!!o.socket == !!o.nconns)
 		return ios_fail("give either --socket (standalone) or --conn (supervised)");
-	if (o.nconns && (o.disk || o.output))
-		return ios_fail("--disk and --output are for standalone mode; use --conn keys");
+	if (o.nconns && (o.disk || o.output || o.network || o.mac))
+		return ios_fail("--disk, --output, --network and --mac are for standalone mode; "
+				"use --conn keys");
+	if (s->ops != &ios_net_backend && (o.network || o.mac || o.net.nuplinks || o.hold_set))
+		return ios_fail("--network, --mac, --uplink and --hold-ms are for net only");
 	if (fcntl(o.event_fd, F_GETFL) < 0)
 		return ios_fail("--event-fd %d is not open", o.event_fd);
 	snprintf(s->name, sizeof(s->name), "%s", o.name ? o.name : s->ops->name);
@@ -435,8 +537,11 @@ int io_cmd_ioserver(int argc, char **argv)
 	s->poll_ns = o.poll_us * 1000;
 	s->listen_fd = s->sock_dir_fd = -1;
 	rc = o.nconns ? ios_check_conns(s->ops, &o) : ios_standalone_spec(s->ops, &o, &s->templ);
+	if (!rc && o.nconns)
+		rc = ios_check_uplinks(&o, NULL);
 	if (rc)
 		return rc;
+	s->net = o.net;
 	rc = ios_setup(s, &o);
 	if (rc)
 		return rc;

@@ -13,7 +13,7 @@
 #include "ioserver/ioserver.h"
 
 /* The loop, vhost-user messages, eventfds, io_uring, getrandom, stdio on unbuffered
- * stderr, and malloc; sigaltstack is the sanitizer runtime's. */
+ * stderr, malloc, and net's timerfd; sigaltstack is the sanitizer runtime's. */
 static const int ios_sandbox_syscalls[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev),
 	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom), SCMP_SYS(sendto),
@@ -25,6 +25,7 @@ static const int ios_sandbox_syscalls[] = {
 	SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime), SCMP_SYS(sigaltstack),
 	SCMP_SYS(brk), SCMP_SYS(madvise),
+	SCMP_SYS(timerfd_settime),        /* net: held frames and counter reports */
 };
 
 static int ios_sandbox_rules(struct ios *s, scmp_filter_ctx ctx)

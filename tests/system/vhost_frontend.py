@@ -38,6 +38,13 @@ BLK_F_SEG_MAX, BLK_F_RO, BLK_F_BLK_SIZE, BLK_F_FLUSH = 2, 5, 6, 9
 BLK_F_DISCARD, BLK_F_WRITE_ZEROES = 13, 14
 SECTOR = 512
 
+# virtio-net
+NET_F_MAC, NET_F_MRG_RXBUF, NET_F_STATUS = 5, 15, 16
+NET_HDR = "<BBHHHHH"     # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers
+NET_HDR_LEN = 12
+NET_HDR_FIELDS = ("flags", "gso_type", "hdr_len", "gso_size", "csum_start", "csum_offset",
+                  "num_buffers")
+
 GUEST_BASE = 0x100000           # guest-physical address of the RAM
 USER_OFFSET = 0x7F0000000000    # the "frontend virtual address" is guest address + this
 
@@ -559,6 +566,86 @@ class BlkDevice(Device):
     def get_id(self):
         st, data, _ = self.request(BLK_T_GET_ID, in_len=20)
         return st, data.rstrip(b"\0").decode()
+
+
+def mac_bytes(mac):
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def eth_frame(dst, src, payload=b"", ethertype=0x88B5):
+    """An Ethernet frame (no FCS): MACs as "xx:xx:..." strings; 0x88B5 is the IEEE's
+    ethertype for local experiments."""
+    return mac_bytes(dst) + mac_bytes(src) + struct.pack(">H", ethertype) + payload
+
+
+class NetDevice(Device):
+    """virtio-net: queue 0 receives, queue 1 transmits; every frame has a 12-byte
+    header before it (VERSION_1)."""
+
+    def __init__(self, sock, num=64, mem_size=8 << 20, **kw):
+        super().__init__(sock, 2, num, mem_size=mem_size, **kw)
+        self.rxq, self.txq = self.queues
+        self.rx_bufs = {}                 # head -> (addr, size)
+        self.pending = []                 # used receive elements not read yet
+
+    def config(self):
+        raw = self.fe.get_config(10)
+        status, pairs = struct.unpack_from("<HH", raw, 6)
+        return {"mac": ":".join(f"{b:02x}" for b in raw[:6]), "status": status,
+                "max_virtqueue_pairs": pairs}
+
+    def post_rx(self, count=1, size=NET_HDR_LEN + 1514, kick=True):
+        """count receive buffers of size bytes, one device-writable descriptor each."""
+        for _ in range(count):
+            addr = self.mem.alloc(size)
+            self.rx_bufs[self.rxq.ring.add([(addr, size, True)])] = (addr, size)
+        if kick:
+            self.rxq.kick()
+
+    def send(self, frame, hdr=None, split=False, wait=True, timeout=10.0):
+        """Transmits header + frame (split: in two descriptors); with wait, returns once
+        the device has completed the chain."""
+        buf = (hdr if hdr is not None else bytes(NET_HDR_LEN)) + frame
+        addr = self.mem.alloc(max(len(buf), 1))
+        self.mem.write(addr, buf)
+        if split and len(buf) > NET_HDR_LEN:
+            bufs = [(addr, NET_HDR_LEN, False), (addr + NET_HDR_LEN, len(buf) - NET_HDR_LEN,
+                                                  False)]
+        else:
+            bufs = [(addr, len(buf), False)]
+        head = self.txq.ring.add(bufs)
+        self.txq.kick()
+        if wait:
+            done = self.txq.wait(1, timeout)
+            assert [u for u, _ in done] == [head], done
+        return head
+
+    def _next_used(self, timeout):
+        if not self.pending:
+            self.pending += self.rxq.wait(1, timeout)
+        return self.pending.pop(0)
+
+    def recv(self, timeout=5.0):
+        """The next frame received: (header as a dict, frame bytes), gathering
+        num_buffers buffers (MRG_RXBUF)."""
+        uid, ulen = self._next_used(timeout)
+        addr, _ = self.rx_bufs.pop(uid)
+        data = self.mem.read(addr, ulen)
+        if len(data) < NET_HDR_LEN:
+            return None, data             # a buffer given back unused
+        hdr = dict(zip(NET_HDR_FIELDS, struct.unpack(NET_HDR, data[:NET_HDR_LEN])))
+        frame = data[NET_HDR_LEN:]
+        for _ in range(hdr["num_buffers"] - 1):
+            uid, ulen = self._next_used(timeout)
+            addr, _ = self.rx_bufs.pop(uid)
+            frame += self.mem.read(addr, ulen)
+        return hdr, frame
+
+    def quiet(self, timeout=0.3):
+        """True when no frame arrives for timeout seconds."""
+        time.sleep(timeout)
+        self.pending += self.rxq.ring.take_used()
+        return not self.pending
 
 
 class EventReader:

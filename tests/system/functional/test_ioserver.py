@@ -843,7 +843,7 @@ def test_help(bulkhead):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["net", "--socket", "/tmp/x"], "unknown class 'net'"),
+    (["gpu", "--socket", "/tmp/x"], "unknown class 'gpu'"),
     (["rng"], "either --socket"),
     (["rng", "--socket", "/tmp/x", "--conn", "fd=0,partition=p"], "either --socket"),
     (["rng", "--conn", "fd=0"], "fd= and partition= are required"),

@@ -1,0 +1,815 @@
+/*
+ * The virtio-net class (virtio 1.2, 5.1): every connection is a port of its network's
+ * learning switch (net_switch.c), an uplink TAP (net_tap.c) another. A frame is copied
+ * once, from the sender's transmit chain into the receivers' receive chains, and those
+ * are published only after the transmit chain is completed: a server killed at any point
+ * may lose a frame, never hand one to a guest twice (docs/ioserver.md).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/json_quote.h"
+#include "ioserver/ioserver.h"
+#include "ioserver/net.h"
+#include "ioserver/net_switch.h"
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little endian");
+
+#define VIRTIO_ID_NET            1
+#define VIRTIO_NET_F_MAC         5
+#define VIRTIO_NET_F_MRG_RXBUF   15
+#define VIRTIO_NET_F_STATUS      16
+#define VIRTIO_NET_S_LINK_UP     1
+#define VIRTIO_NET_HDR_GSO_NONE  0
+
+#define NET_RXQ            0
+#define NET_TXQ            1
+#define NET_QUEUE_MAX      1024
+#define NET_RX_MAX_CHAINS  8         /* receive chains one frame may span (MRG_RXBUF) */
+#define NET_TAP_BUF        65536     /* a frame read from a TAP */
+#define NET_REPORT_NS      SW_NS_PER_S
+#define NET_MAX_NETWORKS   IOS_MAX_CONNS
+
+/* virtio 1.2, 5.1.6: the header before every frame (VERSION_1: num_buffers always). */
+struct net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len, gso_size, csum_start, csum_offset;
+	uint16_t num_buffers;
+} __attribute__((packed));
+_Static_assert(sizeof(struct net_hdr) == 12, "virtio_net_hdr layout");
+
+/* virtio 1.2, 5.1.4, up to max_virtqueue_pairs. */
+struct net_config {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+} __attribute__((packed));
+_Static_assert(sizeof(struct net_config) == 10, "virtio_net_config layout");
+
+/* A frame on its way: its Ethernet header copied out of the sender's memory once (what
+ * was checked is what goes out: iov[0] points at eth), the rest where the sender has it. */
+struct net_frame {
+	uint8_t eth[SW_ETH_HLEN];
+	struct iovec iov[VRING_MAX_IOV + 1];
+	unsigned niov;
+	size_t len;                       /* Ethernet bytes, header included */
+};
+
+struct net_server;
+
+/* A port: a guest's device (d) or an uplink (tap_fd). */
+struct net_port {
+	struct sw_port sw;
+	struct net_server *ns;
+	struct net_port *next;
+	struct vu_dev *d;                 /* NULL: an uplink */
+	char partition[IOS_NAME_MAX + 1];
+	unsigned device;
+	/* Receive: chains taken from the ring and not used yet; the first fill_n hold the
+	 * frame being delivered, published by net_commit. */
+	struct vring_chain *stash;
+	unsigned nstash, fill_n;
+	uint32_t fill_len[NET_RX_MAX_CHAINS];
+	/* Transmit: the frame taken (busy) and not done with, possibly held. */
+	struct vring_chain *tx;
+	struct net_frame frame;
+	bool busy;
+	bool admitted;                    /* rate credit taken, source checked */
+	uint64_t wait_until;              /* not admitted: when the credit suffices */
+	uint64_t deadline;                /* held for a receiver's buffers until then; 0 */
+	uint64_t reported;                /* sw.gen at the last counters line */
+	/* Uplink. */
+	int tap_fd;
+	char tap[16];
+	bool readable;                    /* the TAP said so; reads until EAGAIN */
+	struct ios_watch tap_watch;
+	uint8_t *in_buf;                  /* the frame read (and held) */
+	uint8_t *out_buf;                 /* a frame to write, prepared */
+	size_t out_len;
+	bool out_ready;
+};
+
+struct net_server {
+	struct ios *s;
+	struct sw_switch *sw[NET_MAX_NETWORKS];
+	unsigned nsw;
+	struct net_port *ports;           /* guests and uplinks */
+	int timer_fd;                     /* wakes the loop for held frames and reports */
+	struct ios_watch timer_watch;
+	uint64_t armed_ns;                /* what timer_fd is set to; UINT64_MAX: nothing */
+	uint64_t hold_ns;
+	uint64_t next_report_ns;
+	struct net_port *dst[SW_MAX_PORTS];   /* one frame's receivers, prepared */
+};
+
+static uint64_t net_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * SW_NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ counters */
+
+static void net_report(struct net_port *p, bool final)
+{
+	char server[IOS_NAME_MAX * 6 + 3], who[IOS_NAME_MAX * 6 + 48], net[IOS_NAME_MAX * 6 + 3];
+	char line[2048], name[IOS_NAME_MAX * 6 + 3];
+	const struct sw_counters *c = &p->sw.c;
+	const uint8_t *m = p->sw.mac;
+	int n;
+
+	if (json_quote(server, sizeof(server), p->ns->s->name) < 0 ||
+	    json_quote(net, sizeof(net), p->sw.sw ? p->sw.sw->network : "") < 0 ||
+	    json_quote(name, sizeof(name), p->d ? p->partition : p->tap) < 0)
+		return;
+	if (p->d)
+		snprintf(who, sizeof(who), "\"partition\":%s,\"device\":%u", name, p->device);
+	else
+		snprintf(who, sizeof(who), "\"uplink\":%s", name);
+	n = snprintf(line, sizeof(line),
+		     "{\"event\":\"counters\",\"server\":%s,%s,\"network\":%s,"
+		     "\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"rx_frames\":%" PRIu64
+		     ",\"rx_bytes\":%" PRIu64 ",\"tx_frames\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
+		     ",\"drop_spoof\":%" PRIu64 ",\"drop_rate\":%" PRIu64 ",\"drop_no_buffer\":%"
+		     PRIu64 ",\"drop_oversize\":%" PRIu64 ",\"drop_malformed\":%" PRIu64 "%s}\n",
+		     server, who, net, m[0], m[1], m[2], m[3], m[4], m[5], c->rx_frames,
+		     c->rx_bytes, c->tx_frames, c->tx_bytes, c->drop_spoof, c->drop_rate,
+		     c->drop_no_buffer, c->drop_oversize, c->drop_malformed,
+		     final ? ",\"final\":true" : "");
+	if (n > 0 && (size_t)n < sizeof(line))
+		ios_event_write(p->ns->s, line, (size_t)n);
+	p->reported = p->sw.gen;
+}
+
+/* SIGUSR1: every port now. */
+static void net_report_all(struct ios *s)
+{
+	struct net_server *ns = s->priv;
+
+	for (struct net_port *p = ns->ports; p; p = p->next)
+		net_report(p, false);
+}
+
+/* ------------------------------------------------------------------ receive side */
+
+/* Copies len bytes from the frame, from where *pos says, to dst. */
+static void net_frame_copy(const struct net_frame *f, size_t pos[2], uint8_t *dst, size_t len)
+{
+	while (len) {
+		const struct iovec *v = &f->iov[pos[0]];
+		size_t n = v->iov_len - pos[1];
+
+		if (n > len)
+			n = len;
+		memcpy(dst, (const uint8_t *)v->iov_base + pos[1], n);
+		dst += n;
+		len -= n;
+		pos[1] += n;
+		if (pos[1] == v->iov_len) {
+			pos[0]++;
+			pos[1] = 0;
+		}
+	}
+}
+
+/* Fills the writable buffers of chain c, from skip on, with up to *left frame bytes;
+ * returns the bytes written. */
+static uint32_t net_fill_chain(const struct vring_chain *c, size_t skip, const struct net_frame *f,
+			       size_t pos[2], size_t *left)
+{
+	uint32_t done = 0;
+
+	for (unsigned i = 0; i < c->niov && *left; i++) {
+		const struct vring_iov *v = &c->iov[i];
+		size_t n;
+
+		if (!v->write)
+			continue;
+		if (skip >= v->len) {
+			skip -= v->len;
+			continue;
+		}
+		n = v->len - skip < *left ? v->len - skip : *left;
+		net_frame_copy(f, pos, (uint8_t *)v->base + skip, n);
+		*left -= n;
+		done += (uint32_t)n;
+		skip = 0;
+	}
+	return done;
+}
+
+/* The next receive chain, into the stash: false when the ring has none (or broke). A
+ * receive chain the device cannot even put a header in is a broken driver. */
+static bool net_rx_take(struct net_port *p, struct vu_queue *vq)
+{
+	struct vring_chain *c = &p->stash[p->nstash];
+
+	if (!vu_queue_pop(vq, c))
+		return false;
+	if (c->readable || c->writable < sizeof(struct net_hdr)) {
+		vu_dev_fail(p->d, vq, VRING_BAD_LAYOUT);
+		return false;
+	}
+	p->nstash++;
+	return true;
+}
+
+/* The first k receive chains of the stash leave it; back to the driver unused (length
+ * 0, which drivers discard) unless they were published already. */
+static void net_stash_shift(struct net_port *p, unsigned k, bool give_back)
+{
+	for (unsigned i = 0; give_back && i < k; i++)
+		vu_queue_push(&p->d->q[NET_RXQ], p->stash[i].head, 0);
+	p->nstash -= k;
+	memmove(p->stash, p->stash + k, p->nstash * sizeof(p->stash[0]));
+}
+
+/* Copies the frame into p's receive chains without publishing them. -ENOBUFS: the ring
+ * runs but has no (or not enough) buffers; -ENODEV: it does not run; -EMSGSIZE: no
+ * buffer can take the frame. */
+static int net_prepare_guest(struct net_port *p, const struct net_frame *f)
+{
+	struct vu_queue *vq = &p->d->q[NET_RXQ];
+	bool mrg = p->d->features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
+	unsigned max = mrg ? NET_RX_MAX_CHAINS : 1, k;
+	size_t need = sizeof(struct net_hdr) + f->len, room = 0, left = f->len;
+	size_t pos[2] = { 0, 0 };
+	struct net_hdr h = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+
+	if (!vu_queue_ready(vq))
+		return -ENODEV;
+	for (k = 0; room < need; k++) {
+		if (k == max) {           /* too small for this frame: back, empty */
+			net_stash_shift(p, k, true);
+			return -EMSGSIZE;
+		}
+		if (k == p->nstash && !net_rx_take(p, vq))
+			return vu_queue_ready(vq) ? -ENOBUFS : -ENODEV;
+		room += p->stash[k].writable;
+	}
+	h.num_buffers = (uint16_t)k;
+	vring_copy_to(&p->stash[0], 0, &h, sizeof(h));
+	for (unsigned i = 0; i < k; i++) {
+		p->fill_len[i] = net_fill_chain(&p->stash[i], i ? 0 : sizeof(h), f, pos, &left);
+		if (!i)
+			p->fill_len[0] += sizeof(h);
+	}
+	p->fill_n = k;
+	return 0;
+}
+
+static int net_prepare(struct net_port *p, const struct net_frame *f)
+{
+	size_t pos[2] = { 0, 0 };
+
+	if (p->d)
+		return net_prepare_guest(p, f);
+	net_frame_copy(f, pos, p->out_buf, f->len);
+	p->out_len = f->len;
+	p->out_ready = true;
+	return 0;
+}
+
+/* Publishes what net_prepare made: the receive chains, or the write to the TAP. */
+static void net_commit(struct net_port **dst, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct net_port *p = dst[i];
+		uint64_t bytes = 0;
+
+		if (p->d) {
+			for (unsigned k = 0; k < p->fill_n; k++) {
+				vu_queue_push(&p->d->q[NET_RXQ], p->stash[k].head, p->fill_len[k]);
+				bytes += p->fill_len[k];
+			}
+			net_stash_shift(p, p->fill_n, false);
+			p->fill_n = 0;
+			sw_count_rx(&p->sw, bytes - sizeof(struct net_hdr));
+			continue;
+		}
+		p->out_ready = false;
+		if (net_tap_write(p->tap_fd, p->out_buf, p->out_len))
+			sw_count_drop(&p->sw, SW_DROP_NO_BUFFER);
+		else
+			sw_count_rx(&p->sw, p->out_len);
+	}
+}
+
+/* Where a frame from src goes, every receiver prepared (ns->dst, *n). A unicast frame
+ * whose receiver has no buffers yet is held (-EAGAIN, nothing prepared) when may_hold;
+ * otherwise, and for flooded frames, a receiver without room counts drop_no_buffer. */
+static int net_route(struct net_port *src, struct net_frame *f, uint64_t now, bool may_hold,
+		     unsigned *n)
+{
+	struct net_server *ns = src->ns;
+	struct sw_port *to[SW_MAX_PORTS];
+	bool flood;
+	unsigned k = sw_destinations(src->sw.sw, &src->sw, f->eth, now, to, &flood);
+
+	*n = 0;
+	for (unsigned i = 0; i < k; i++) {
+		struct net_port *p = to[i]->owner;
+		int rc = net_prepare(p, f);
+
+		if (!rc)
+			ns->dst[(*n)++] = p;
+		else if (rc == -ENOBUFS && !flood && may_hold)
+			return -EAGAIN;
+		else
+			sw_count_drop(&p->sw, SW_DROP_NO_BUFFER);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ transmit side */
+
+/* The chain just taken as a frame: the header read once and checked (no offloads
+ * asked), the length checked, the Ethernet header copied out. False: dropped. */
+static bool net_tx_parse(struct net_port *p)
+{
+	const struct vring_chain *c = p->tx;
+	struct net_frame *f = &p->frame;
+	size_t skip = sizeof(struct net_hdr) + SW_ETH_HLEN;
+	struct net_hdr h;
+
+	if (c->readable < sizeof(h)) {
+		sw_count_drop(&p->sw, SW_DROP_MALFORMED);
+		return false;
+	}
+	vring_copy_from(c, 0, &h, sizeof(h));
+	if (h.flags || h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+		sw_count_drop(&p->sw, SW_DROP_MALFORMED);
+		return false;
+	}
+	f->len = c->readable - sizeof(h);
+	memset(f->eth, 0, sizeof(f->eth));
+	vring_copy_from(c, sizeof(h), f->eth, f->len < SW_ETH_HLEN ? f->len : SW_ETH_HLEN);
+	if (sw_check_length(&p->sw, f->eth, f->len) != SW_PASS)
+		return false;
+	f->iov[0] = (struct iovec){ f->eth, SW_ETH_HLEN };
+	f->niov = 1;
+	for (unsigned i = 0; i < c->niov && !c->iov[i].write; i++) {
+		const struct vring_iov *v = &c->iov[i];
+
+		if (skip >= v->len) {
+			skip -= v->len;
+			continue;
+		}
+		f->iov[f->niov++] = (struct iovec){ (uint8_t *)v->base + skip, v->len - skip };
+		skip = 0;
+	}
+	return true;
+}
+
+static void net_tx_done(struct net_port *p)
+{
+	p->busy = false;
+	vu_queue_push(&p->d->q[NET_TXQ], p->tx->head, 0);
+}
+
+/* The taken frame, as far as it can go now: 0 when it is done with (delivered or
+ * dropped, its chain completed before the receivers see it), -EAGAIN while it waits
+ * for credit or for a receiver's buffers. may_hold false: no waiting for buffers. */
+static int net_tx_frame(struct net_port *p, uint64_t now, bool may_hold)
+{
+	struct net_server *ns = p->ns;
+	unsigned n = 0;
+
+	if (!p->admitted) {
+		uint64_t wait = sw_rate_admit(&p->sw, p->frame.len, now);
+
+		if (wait) {
+			p->wait_until = now + wait;
+			return -EAGAIN;
+		}
+		p->admitted = true;
+		if (sw_ingress(&p->sw, p->frame.eth, p->frame.len, now) != SW_PASS) {
+			net_tx_done(p);
+			return 0;
+		}
+	}
+	may_hold = may_hold && ns->hold_ns && (!p->deadline || now < p->deadline);
+	if (net_route(p, &p->frame, now, may_hold, &n) == -EAGAIN) {
+		if (!p->deadline)
+			p->deadline = now + ns->hold_ns;
+		return -EAGAIN;
+	}
+	net_tx_done(p);
+	net_commit(ns->dst, n);
+	return 0;
+}
+
+static unsigned net_handle(struct vu_dev *d, struct vu_queue *vq, unsigned budget)
+{
+	struct net_port *p = d->priv;
+	uint64_t now = net_now_ns();
+	unsigned n = 0;
+
+	if (vq->index != NET_TXQ)
+		return 0;                 /* receive chains are taken as frames arrive */
+	if (p->busy) {
+		if (!p->admitted && now < p->wait_until)
+			return 0;
+		if (net_tx_frame(p, now, true))
+			return 0;
+		n++;
+	}
+	while (n < budget && vu_queue_pop(vq, p->tx)) {
+		n++;
+		p->busy = true;
+		p->admitted = false;
+		p->deadline = 0;
+		if (!net_tx_parse(p)) {
+			net_tx_done(p);
+			continue;
+		}
+		if (net_tx_frame(p, now, true))
+			break;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------ uplinks */
+
+static void net_tap_readable(struct ios *s, struct ios_watch *w, uint32_t events)
+{
+	struct net_port *p = (struct net_port *)((char *)w - offsetof(struct net_port, tap_watch));
+
+	p->readable = true;
+}
+
+/* The uplink's held frame, or the next ones from the TAP; returns the frames done. */
+static unsigned net_tap_poll(struct net_port *p, uint64_t now)
+{
+	struct net_frame *f = &p->frame;
+	unsigned done = 0, n;
+
+	while (done < IOS_BATCH) {
+		if (!p->busy) {
+			ssize_t len;
+
+			if (!p->readable)
+				break;
+			len = net_tap_read(p->tap_fd, p->in_buf, NET_TAP_BUF);
+			if (len < 0) {
+				p->readable = false;   /* EAGAIN; or the TAP is gone: stop */
+				break;
+			}
+			done++;
+			f->len = (size_t)len;
+			memset(f->eth, 0, sizeof(f->eth));
+			memcpy(f->eth, p->in_buf, f->len < SW_ETH_HLEN ? f->len : SW_ETH_HLEN);
+			if (sw_check_length(&p->sw, f->eth, f->len) != SW_PASS)
+				continue;
+			sw_ingress(&p->sw, f->eth, f->len, now);
+			f->iov[0] = (struct iovec){ f->eth, SW_ETH_HLEN };
+			f->iov[1] = (struct iovec){ p->in_buf + SW_ETH_HLEN, f->len - SW_ETH_HLEN };
+			f->niov = 2;
+			p->busy = true;
+			p->deadline = 0;
+		}
+		if (net_route(p, f, now, p->ns->hold_ns && (!p->deadline || now < p->deadline),
+			      &n) == -EAGAIN) {
+			if (!p->deadline)
+				p->deadline = now + p->ns->hold_ns;
+			break;
+		}
+		p->busy = false;
+		net_commit(p->ns->dst, n);
+	}
+	return done;
+}
+
+/* ------------------------------------------------------------------ timer, polling */
+
+static void net_timer_fired(struct ios *s, struct ios_watch *w, uint32_t events)
+{
+	uint64_t v;
+
+	if (read(w->fd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: already read; the loop looks at every ring after a wake-up anyway */
+	}
+}
+
+/* When a waiting port wants looking at again: its credit, or its hold's end. Ports whose
+ * ring cannot run are left alone (a drain or a reset settles them). */
+static uint64_t net_port_due(const struct net_port *p)
+{
+	if (!p->busy || (p->d && !vu_queue_ready(&p->d->q[NET_TXQ])))
+		return UINT64_MAX;
+	if (p->d && !p->admitted)
+		return p->wait_until;
+	return p->deadline ? p->deadline : UINT64_MAX;
+}
+
+static void net_timer_arm(struct net_server *ns, uint64_t at)
+{
+	struct itimerspec its = { 0 };
+
+	if (at == ns->armed_ns)
+		return;
+	if (at != UINT64_MAX) {
+		its.it_value.tv_sec = (time_t)(at / SW_NS_PER_S);
+		its.it_value.tv_nsec = (long)(at % SW_NS_PER_S);
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	if (!timerfd_settime(ns->timer_fd, TFD_TIMER_ABSTIME, &its, NULL))
+		ns->armed_ns = at;
+}
+
+/* After every round: the uplinks read, counters reported (at most once a second per
+ * port, while they change), and the timer set to the next thing to wait for. */
+static int net_io_poll(struct ios *s)
+{
+	struct net_server *ns = s->priv;
+	uint64_t now = net_now_ns(), next = UINT64_MAX;
+	bool changed = false;
+	unsigned done = 0;
+
+	for (struct net_port *p = ns->ports; p; p = p->next) {
+		uint64_t due;
+
+		if (!p->d)
+			done += net_tap_poll(p, now);
+		due = net_port_due(p);
+		if (due < next)
+			next = due;
+		changed |= p->sw.gen != p->reported;
+	}
+	if (changed && now >= ns->next_report_ns) {
+		for (struct net_port *p = ns->ports; p; p = p->next)
+			if (p->sw.gen != p->reported)
+				net_report(p, false);
+		ns->next_report_ns = now + NET_REPORT_NS;
+		changed = false;
+	}
+	if (changed && ns->next_report_ns < next)
+		next = ns->next_report_ns;
+	if (ns->armed_ns <= now)
+		ns->armed_ns = UINT64_MAX; /* a one-shot timer that has fired */
+	net_timer_arm(ns, next);
+	return (int)done;
+}
+
+/* ------------------------------------------------------------------ set-up */
+
+static struct sw_switch *net_switch_find(struct net_server *ns, const char *network)
+{
+	for (unsigned i = 0; i < ns->nsw; i++)
+		if (!strcmp(ns->sw[i]->network, network))
+			return ns->sw[i];
+	return NULL;
+}
+
+static int net_switch_get(struct net_server *ns, const char *network, struct sw_switch **out)
+{
+	struct sw_switch *sw = net_switch_find(ns, network);
+
+	if (!sw) {
+		if (ns->nsw == NET_MAX_NETWORKS)
+			return -ENOSPC;
+		sw = malloc(sizeof(*sw));
+		if (!sw)
+			return -ENOMEM;
+		sw_init(sw, network, SW_AGE_NS_DEFAULT);
+		ns->sw[ns->nsw++] = sw;
+	}
+	*out = sw;
+	return 0;
+}
+
+static void net_port_link(struct net_server *ns, struct net_port *p)
+{
+	p->ns = ns;
+	p->next = ns->ports;
+	ns->ports = p;
+}
+
+static void net_port_unlink(struct net_port *p)
+{
+	for (struct net_port **pp = &p->ns->ports; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+}
+
+static int net_uplink_add(struct ios *s, struct net_server *ns, const struct ios_uplink_spec *u,
+			  const uint8_t mac[6])
+{
+	struct net_port *p = calloc(1, sizeof(*p));
+	struct sw_switch *sw;
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	sw_port_init(&p->sw, mac, true, p);
+	p->tap_fd = u->fd;
+	snprintf(p->tap, sizeof(p->tap), "%s", u->tap);
+	p->in_buf = malloc(NET_TAP_BUF);
+	p->out_buf = malloc(SW_ETH_MAX_VLAN);
+	rc = p->in_buf && p->out_buf ? net_switch_get(ns, u->network, &sw) : -ENOMEM;
+	if (!rc)
+		rc = sw_port_add(sw, &p->sw);
+	p->tap_watch.fd = u->fd;
+	p->tap_watch.fn = net_tap_readable;
+	if (!rc)
+		rc = ios_watch_add(s, &p->tap_watch, EPOLLIN | EPOLLET);
+	if (rc) {
+		sw_port_remove(&p->sw);
+		free(p->in_buf);
+		free(p->out_buf);
+		free(p);
+		return rc;
+	}
+	p->readable = true;               /* frames may be queued already */
+	net_port_link(ns, p);
+	return 0;
+}
+
+static int net_server_init(struct ios *s, const struct ios_conn_spec *specs, unsigned n)
+{
+	struct net_server *ns = calloc(1, sizeof(*ns));
+	struct sw_switch *sw;
+	int rc = 0;
+
+	if (!ns)
+		return -ENOMEM;
+	s->priv = ns;
+	ns->s = s;
+	ns->hold_ns = (uint64_t)s->net.hold_ms * 1000000u;
+	ns->armed_ns = UINT64_MAX;
+	ns->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (ns->timer_fd < 0)
+		return -errno;
+	ns->timer_watch.fd = ns->timer_fd;
+	ns->timer_watch.fn = net_timer_fired;
+	rc = ios_watch_add(s, &ns->timer_watch, EPOLLIN);
+	for (unsigned i = 0; !rc && i < n; i++)
+		rc = net_switch_get(ns, specs[i].network, &sw);
+	for (unsigned i = 0; !rc && i < s->net.nuplinks; i++) {
+		const struct ios_uplink_spec *u = &s->net.uplinks[i];
+
+		rc = net_uplink_add(s, ns, u, u->mac);
+	}
+	return rc;
+}
+
+static void net_server_fini(struct ios *s)
+{
+	struct net_server *ns = s->priv;
+
+	if (!ns)
+		return;
+	while (ns->ports) {               /* the uplinks: the devices are gone */
+		struct net_port *p = ns->ports;
+
+		net_report(p, true);
+		net_port_unlink(p);
+		sw_port_remove(&p->sw);
+		close(p->tap_fd);
+		free(p->in_buf);
+		free(p->out_buf);
+		free(p);
+	}
+	for (unsigned i = 0; i < ns->nsw; i++)
+		free(ns->sw[i]);
+	if (ns->timer_fd >= 0)
+		close(ns->timer_fd);
+	free(ns);
+	s->priv = NULL;
+}
+
+/* A connection's port: its network and MAC; standalone, the template's MAC advanced by
+ * the number of frontends accepted before this one. */
+static int net_dev_init(struct vu_dev *d, const struct ios_conn_spec *spec)
+{
+	struct net_server *ns = d->s->priv;
+	struct net_port *p = calloc(1, sizeof(*p));
+	struct sw_switch *sw = net_switch_find(ns, spec->network);
+	uint8_t mac[6];
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(mac, spec->mac, sizeof(mac));
+	if (d->s->listen_fd >= 0 && d->s->accepted > 1) {
+		uint64_t v = 0;
+
+		for (unsigned i = 0; i < 6; i++)
+			v = v << 8 | mac[i];
+		v += d->s->accepted - 1;
+		for (unsigned i = 6; i-- > 0; v >>= 8)
+			mac[i] = (uint8_t)v;
+	}
+	sw_port_init(&p->sw, mac, false, p);
+	if (spec->rate)
+		sw_port_set_rate(&p->sw, spec->rate, spec->burst, net_now_ns());
+	p->d = d;
+	p->tap_fd = -1;
+	snprintf(p->partition, sizeof(p->partition), "%s", spec->partition);
+	p->device = spec->device;
+	p->stash = calloc(NET_RX_MAX_CHAINS, sizeof(*p->stash));
+	p->tx = malloc(sizeof(*p->tx));
+	rc = !sw ? -ENOENT : !p->stash || !p->tx ? -ENOMEM : sw_port_add(sw, &p->sw);
+	if (rc) {
+		free(p->stash);
+		free(p->tx);
+		free(p);
+		return rc;
+	}
+	net_port_link(ns, p);
+	d->priv = p;
+	return 0;
+}
+
+/* A port going: its final counters; frames held for it are routed again when retried
+ * (its addresses are forgotten). */
+static void net_dev_fini(struct vu_dev *d)
+{
+	struct net_port *p = d->priv;
+
+	if (!p)
+		return;
+	net_report(p, true);
+	net_port_unlink(p);
+	sw_port_remove(&p->sw);
+	free(p->stash);
+	free(p->tx);
+	free(p);
+	d->priv = NULL;
+}
+
+/* Nothing of the device's may stay taken: its held frame goes now (without waiting for
+ * buffers; one still waiting for credit is dropped, drop_rate), and receive chains taken
+ * but not filled go back empty. A broken device's rings are left alone. */
+static void net_drain(struct vu_dev *d)
+{
+	struct net_port *p = d->priv;
+	bool usable = !d->broken && !d->dead;
+
+	if (p->busy && usable) {
+		if (!p->admitted) {
+			sw_count_drop(&p->sw, SW_DROP_RATE);
+			net_tx_done(p);
+		} else {
+			net_tx_frame(p, net_now_ns(), false);
+		}
+	}
+	p->busy = false;
+	net_stash_shift(p, p->nstash, usable);
+	p->fill_n = 0;
+}
+
+static uint64_t net_features(struct vu_dev *d)
+{
+	return IOS_RING_FEATURES | (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
+	       (1ull << VIRTIO_NET_F_STATUS);
+}
+
+static size_t net_config_fill(struct vu_dev *d, uint8_t *buf)
+{
+	const struct net_port *p = d->priv;
+	struct net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = 1 };
+
+	memcpy(c.mac, p->sw.mac, sizeof(c.mac));
+	memcpy(buf, &c, sizeof(c));
+	return sizeof(c);
+}
+
+static const char *net_prepare_spec(struct ios_conn_spec *spec)
+{
+	if (!spec->network[0] || !spec->has_mac)
+		return "network= and mac= are required for net";
+	return NULL;
+}
+
+const struct ios_backend ios_net_backend = {
+	.name = "net",
+	.device_id = VIRTIO_ID_NET,
+	.nqueues = 2,
+	.queue_max = NET_QUEUE_MAX,
+	.features = net_features,
+	.config = net_config_fill,
+	.prepare_spec = net_prepare_spec,
+	.server_init = net_server_init,
+	.server_fini = net_server_fini,
+	.dev_init = net_dev_init,
+	.dev_fini = net_dev_fini,
+	.handle = net_handle,
+	.io_poll = net_io_poll,
+	.drain = net_drain,
+	.reset = net_drain,
+	.report = net_report_all,
+};
