@@ -38,6 +38,7 @@ demo: all
 	$(BULKHEAD) check examples/demo.yaml
 	$(BULKHEAD) run examples/demo.yaml
 	$(BULKHEAD) run examples/storage.yaml
+	$(BULKHEAD) run examples/network.yaml
 
 bench: all
 	@mkdir -p $(BUILD)/bench

@@ -3,7 +3,7 @@
 set -e
 pkgs="gcc make meson ninja-build pkg-config libyaml-dev libjansson-dev libseccomp-dev
       liburing-dev libcmocka-dev python3 python3-pytest python3-pexpect clang
-      libclang-rt-14-dev iproute2 qemu-system-x86 qemu-utils fio kmod binutils"
+      libclang-rt-14-dev iproute2 iputils-ping qemu-system-x86 qemu-utils fio kmod binutils"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

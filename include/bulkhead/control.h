@@ -1,7 +1,8 @@
 /*
  * Messages from the supervisor to a partition's monitor on its control socket (a unix
  * SOCK_SEQPACKET pair, `bulkhead monitor --control-fd`): a restarted I/O server's new
- * connection for one device, or word that the server will not come back.
+ * connection for one device, word that the server will not come back, or bytes for the
+ * partition's UART to receive.
  */
 #ifndef BULKHEAD_CONTROL_H
 #define BULKHEAD_CONTROL_H
@@ -13,12 +14,19 @@
 enum bh_control_type {
 	BH_CONTROL_RECONNECT = 1,   /* SCM_RIGHTS carries a connected vhost-user socket */
 	BH_CONTROL_FAILED = 2,      /* the server is gone for good: the device needs reset */
+	BH_CONTROL_CONSOLE_INPUT = 3,   /* 1 to BH_CONTROL_INPUT_MAX bytes follow the header,
+					 * for the UART's receiver; device is 0 */
 };
+
+/* A CONSOLE_INPUT message is the header and its bytes: the message's length says how
+ * many (a SOCK_SEQPACKET keeps it whole). */
+#define BH_CONTROL_INPUT_MAX 240
 
 struct bh_control_msg {
 	uint32_t magic;
 	uint32_t type;
-	uint32_t device;            /* index of the monitor's --device option, from 0 */
+	uint32_t device;            /* index of the monitor's --device option, from 0 (0 for
+				     * CONSOLE_INPUT) */
 	uint32_t reserved;
 };
 

@@ -1,6 +1,7 @@
 /*
  * 8250 UART driver, polled: transmit waits for the holding register to empty, receive
- * never blocks. Interrupts from the UART stay disabled (IER = 0).
+ * never blocks. Interrupts from the UART stay disabled (IER = 0) unless a program asks
+ * for the received-data interrupt (uart_rx_irq).
  */
 #include <bulkhead/platform.h>
 #include <inmate/io.h>
@@ -15,6 +16,8 @@
 #define UART_LCR   3
 #define UART_MCR   4
 #define UART_LSR   5
+
+#define UART_IER_ERBFI   0x01   /* received-data-available interrupt */
 
 #define UART_LCR_8N1     0x03
 #define UART_LCR_DLAB    0x80
@@ -65,4 +68,11 @@ int uart_getc(void)
 	if (!(inb(BH_UART_PORT + UART_LSR) & UART_LSR_DR))
 		return -1;
 	return inb(BH_UART_PORT + UART_RBR);
+}
+
+void uart_rx_irq(int on)
+{
+	if (!uart_ready)
+		uart_init();
+	outb(BH_UART_PORT + UART_IER, on ? UART_IER_ERBFI : 0);
 }

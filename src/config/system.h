@@ -152,7 +152,6 @@ struct bh_device {
 	uint64_t offset, size;  /* blk slice; size defaults to the rest of the disk */
 	bool readonly;
 	uint8_t mac[6];         /* net; derived when not given */
-	bool has_rate;
 	struct bh_rate rate;
 	unsigned pci_slot;      /* derived: device number on PCI bus 0 */
 	struct bh_loc at, type_at, offset_at, size_at, readonly_at, mac_at;

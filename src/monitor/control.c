@@ -1,7 +1,8 @@
 /*
  * The supervisor's control socket (--control-fd, include/bulkhead/control.h): a unix
  * SOCK_SEQPACKET socket the I/O thread reads. RECONNECT brings a new connection to a
- * restarted I/O server for one device, FAILED says the server will not come back.
+ * restarted I/O server for one device, FAILED says the server will not come back,
+ * CONSOLE_INPUT brings bytes for the UART's receiver.
  * The supervisor is trusted, but a malformed message is refused (and reported), never
  * acted on; any descriptor that is not wanted is closed at once.
  */
@@ -18,6 +19,12 @@
 #define CTL_FDS_MAX     4             /* descriptors taken from one message, then closed */
 
 _Static_assert(sizeof(struct bh_control_msg) == 16, "the control message is 16 bytes");
+
+/* What one recvmsg takes: the header, and for CONSOLE_INPUT its bytes. */
+struct ctl_buf {
+	struct bh_control_msg hdr;
+	uint8_t data[BH_CONTROL_INPUT_MAX];
+};
 
 bool ctl_up(const struct mon *m)
 {
@@ -52,10 +59,10 @@ static void ctl_closed(struct mon *m)
 	}
 }
 
-/* One message: its 16 bytes and at most one descriptor (*fd, -1 when none). Returns
- * 1 for a message, 0 when none is waiting, -1 when the socket is closed. Extra
+/* One message: its header and bytes, and at most one descriptor (*fd, -1 when none).
+ * Returns 1 for a message, 0 when none is waiting, -1 when the socket is closed. Extra
  * descriptors are closed here. */
-static int ctl_recv(struct mon *m, struct bh_control_msg *c, ssize_t *len, int *fd)
+static int ctl_recv(struct mon *m, struct ctl_buf *c, ssize_t *len, int *fd)
 {
 	char control[CMSG_SPACE(sizeof(int) * CTL_FDS_MAX)];
 	struct iovec iov = { c, sizeof(*c) };
@@ -95,12 +102,28 @@ static int ctl_recv(struct mon *m, struct bh_control_msg *c, ssize_t *len, int *
 	return 1;
 }
 
-static void ctl_dispatch(struct mon *m, const struct bh_control_msg *c, ssize_t len, int fd)
+/* Bytes for the UART's receiver; what does not fit in its buffer is dropped there. */
+static void ctl_console_input(struct mon *m, const struct ctl_buf *b, size_t n)
 {
+	if (!n) {
+		ctl_report(m, "CONSOLE_INPUT without bytes", &b->hdr);
+		return;
+	}
+	uart_input(&m->uart, b->data, n);
+}
+
+static void ctl_dispatch(struct mon *m, const struct ctl_buf *b, ssize_t len, int fd)
+{
+	const struct bh_control_msg *c = &b->hdr;
 	struct vdev *d;
 
-	if (len != sizeof(*c) || c->magic != BH_CONTROL_MAGIC) {
+	if (len < (ssize_t)sizeof(*c) || c->magic != BH_CONTROL_MAGIC ||
+	    (len != sizeof(*c) && c->type != BH_CONTROL_CONSOLE_INPUT)) {
 		ctl_report(m, "not a control message", NULL);
+		goto drop;
+	}
+	if (c->type == BH_CONTROL_CONSOLE_INPUT) {
+		ctl_console_input(m, b, (size_t)len - sizeof(*c));
 		goto drop;
 	}
 	if (c->device >= m->nvdev) {
@@ -135,7 +158,7 @@ static void ctl_event(struct iot_source *s, uint32_t events)
 	struct mon *m = s->opaque;
 
 	while (m->ctl.fd >= 0) {
-		struct bh_control_msg c;
+		struct ctl_buf c;
 		ssize_t len = 0;
 		int fd, ret = ctl_recv(m, &c, &len, &fd);
 
@@ -156,4 +179,27 @@ int ctl_watch(struct mon *m)
 		return 0;
 	m->ctl.src = (struct iot_source){ m->ctl.fd, ctl_event, m };
 	return iot_add(&m->iot, &m->ctl.src, EPOLLIN);
+}
+
+/* Without virtio devices vdev_start_io started nothing: the I/O thread is started here
+ * when the control socket (console input) or the watchdog needs it. With devices it
+ * runs already and watches the socket; the watchdog's timer is added to it. */
+int ctl_start(struct mon *m)
+{
+	bool running = m->iot.running;
+	int ret = 0;
+
+	if (!running) {
+		if (m->opt->control_fd < 0 && !m->opt->watchdog_ns)
+			return 0;
+		ret = iot_init(&m->iot);
+		m->ctl.fd = m->opt->control_fd;
+		if (!ret)
+			ret = ctl_watch(m);
+	}
+	if (!ret)
+		ret = wd_watch(m);
+	if (!ret && !running)
+		ret = iot_start(&m->iot);
+	return ret;
 }

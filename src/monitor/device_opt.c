@@ -38,7 +38,7 @@ int mon_device_parse(const char *arg, struct mon_device *d, const char **why)
 	strcpy(buf, arg);
 	tok = strtok_r(buf, ",", &save);
 	if (!tok || !(d->type = vdev_type_find(tok))) {
-		*why = "TYPE must be blk, console or rng";
+		*why = "TYPE must be blk, console, net or rng";
 		return -EINVAL;
 	}
 	while ((tok = strtok_r(NULL, ",", &save))) {

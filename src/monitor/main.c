@@ -51,11 +51,11 @@ static void mon_usage(FILE *out)
 		"                    sampling or queuing) at guest-physical GPA; ro makes guest\n"
 		"                    writes isolation violations. Up to %d; listed in bootinfo\n"
 		"  --device TYPE,slot=N,fd=FD|socket=PATH[,isolation=window|shared]\n"
-		"                    a virtio-pci device (TYPE blk, console or rng) at 00:N.0\n"
-		"                    (N 1 to 31), served by a vhost-user server on the connected\n"
-		"                    unix socket FD or at PATH. window (default): the server\n"
-		"                    sees only a per-device window the monitor copies through;\n"
-		"                    shared: it maps guest RAM. Up to %d\n"
+		"                    a virtio-pci device (TYPE blk, console, rng or net) at\n"
+		"                    00:N.0 (N 1 to 31), served by a vhost-user server on the\n"
+		"                    connected unix socket FD or at PATH. window (default): the\n"
+		"                    server sees only a per-device window the monitor copies\n"
+		"                    through; shared: it maps guest RAM. Up to %d\n"
 		"  --control-fd FD   the supervisor's SOCK_SEQPACKET socket: a device whose\n"
 		"                    server hangs up is paused until a new connection (or word\n"
 		"                    that the server is gone) arrives on it; without it the\n"
@@ -64,13 +64,20 @@ static void mon_usage(FILE *out)
 		"                    stop (default): an access to an unassigned port or address\n"
 		"                    stops the partition; ignore: it is reported (the first %d\n"
 		"                    times), reads return all-ones, writes are dropped\n"
+		"  --watchdog NS     from the guest's first kick on the system-control port, a\n"
+		"                    kick is due every NS nanoseconds (at least %llu); a miss\n"
+		"                    is a watchdog event and, by default, a fault (exit 1)\n"
+		"  --on-watchdog stop|ignore\n"
+		"                    stop (default): a missed kick stops the partition; ignore:\n"
+		"                    it is reported (the first %d times) and the guest runs on,\n"
+		"                    the watchdog re-arming at its next kick\n"
 		"  --help            show this help\n"
 		"\n"
 		"exit status: 0 the guest exited through the system-control device (its status\n"
 		"is in the exit event), 1 the partition faulted, 2 set-up error, 3 the guest\n"
 		"asked for a reset.\n",
 		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30, BH_BOOTINFO_REGIONS,
-		MON_DEVICES_MAX, VCPU_IGNORED_REPORTS);
+		MON_DEVICES_MAX, VCPU_IGNORED_REPORTS, MON_WATCHDOG_MIN_NS, WD_IGNORED_REPORTS);
 }
 
 /* "bulkhead monitor: <partition>: message" on stderr and, once the event fd is known,
@@ -208,7 +215,8 @@ static const char *mon_default_name(const char *image, char *buf, size_t size)
 }
 
 enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
-       OPT_EVENT_FD, OPT_REGION, OPT_DEVICE, OPT_CONTROL_FD, OPT_ON_VIOLATION, OPT_HELP };
+       OPT_EVENT_FD, OPT_REGION, OPT_DEVICE, OPT_CONTROL_FD, OPT_ON_VIOLATION, OPT_WATCHDOG,
+       OPT_ON_WATCHDOG, OPT_HELP };
 
 static const struct option mon_longopts[] = {
 	{ "name",     required_argument, NULL, OPT_NAME },
@@ -223,6 +231,8 @@ static const struct option mon_longopts[] = {
 	{ "device",   required_argument, NULL, OPT_DEVICE },
 	{ "control-fd", required_argument, NULL, OPT_CONTROL_FD },
 	{ "on-violation", required_argument, NULL, OPT_ON_VIOLATION },
+	{ "watchdog", required_argument, NULL, OPT_WATCHDOG },
+	{ "on-watchdog", required_argument, NULL, OPT_ON_WATCHDOG },
 	{ "help",     no_argument,       NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -306,6 +316,19 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 				o->ignore_violations = true;
 			else if (strcmp(optarg, "stop"))
 				return mon_fail(NULL, "--on-violation: 'stop' or 'ignore', not '%s'",
+						optarg);
+			break;
+		case OPT_WATCHDOG:
+			if (mon_parse_u64(optarg, UINT64_MAX / 2, &o->watchdog_ns) ||
+			    o->watchdog_ns < MON_WATCHDOG_MIN_NS)
+				return mon_fail(NULL, "--watchdog: not a period of at least %llu ns: '%s'",
+						MON_WATCHDOG_MIN_NS, optarg);
+			break;
+		case OPT_ON_WATCHDOG:
+			if (!strcmp(optarg, "ignore"))
+				o->watchdog_ignore = true;
+			else if (strcmp(optarg, "stop"))
+				return mon_fail(NULL, "--on-watchdog: 'stop' or 'ignore', not '%s'",
 						optarg);
 			break;
 		case OPT_HELP:
@@ -392,7 +415,7 @@ int mon_cmd_monitor(int argc, char **argv)
 {
 	struct mon_options opt;
 	struct mon m = { .opt = &opt, .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1,
-			 .event_fd = -1, .ctl.fd = -1 };
+			 .event_fd = -1, .ctl.fd = -1, .watchdog.tfd = -1 };
 	char name_buf[BH_NAME_MAX + 1];
 	cpu_set_t cpus;
 	int ret;
@@ -414,6 +437,8 @@ int mon_cmd_monitor(int argc, char **argv)
 	close(m.kvm_fd);
 	m.kvm_fd = -1;
 	ret = vdev_start_io(&m);
+	if (!ret)
+		ret = ctl_start(&m);
 	if (ret) {
 		mon_devices_destroy(&m);
 		mon_vm_destroy(&m);

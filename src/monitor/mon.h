@@ -78,6 +78,8 @@ struct mon_options {
 	struct mon_device devices[MON_DEVICES_MAX];
 	unsigned    ndevices;
 	int         control_fd;   /* --control-fd: the supervisor's SOCK_SEQPACKET, or -1 */
+	uint64_t    watchdog_ns;  /* --watchdog: the period; 0 for none */
+	bool        watchdog_ignore;     /* --on-watchdog ignore */
 };
 
 struct vdev;
@@ -123,8 +125,14 @@ struct mon {
 		unsigned reports;         /* bad messages reported */
 	} ctl;
 	struct {
+		/* kicks, last_kick_ns and armed are shared by the vCPU thread (kicks) and the
+		 * I/O thread (the timer): accessed with __atomic builtins only. */
 		uint64_t kicks;
 		uint64_t last_kick_ns;    /* CLOCK_MONOTONIC */
+		bool     armed;           /* the timer runs: a kick has come since the last miss */
+		int      tfd;             /* timerfd, -1: no watchdog */
+		uint64_t misses;          /* I/O thread only */
+		struct iot_source src;
 	} watchdog;
 
 	/* run state (vcpu.c) */
@@ -154,6 +162,13 @@ int mon_irq_line(struct mon *m, unsigned irq, int level);
 /* sysctl.c */
 int sysctl_register(struct mon *m);
 
+/* watchdog.c: --watchdog; wd_kick runs on the vCPU thread, the timer on the I/O
+ * thread (wd_watch, before the sandbox) */
+#define MON_WATCHDOG_MIN_NS   1000000ULL   /* 1 ms, as the system file's checker */
+#define WD_IGNORED_REPORTS    16           /* misses reported with --on-watchdog ignore */
+int wd_watch(struct mon *m);
+void wd_kick(struct mon *m);
+
 /* events.c */
 int  ev_init(struct mon *m);
 void ev_emit(struct mon *m, const char *event, const char *fields_fmt, ...)
@@ -176,6 +191,9 @@ void mon_devices_destroy(struct mon *m);
 /* control.c: the supervisor's control socket (--control-fd) */
 int ctl_watch(struct mon *m);
 bool ctl_up(const struct mon *m);
+/* The I/O thread's platform work (console input on the control socket, the watchdog's
+ * timer), started after vdev_start_io: also in a partition without virtio devices. */
+int ctl_start(struct mon *m);
 
 /* sandbox.c */
 int sandbox_enter(struct mon *m);

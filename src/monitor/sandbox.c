@@ -19,7 +19,7 @@
  * (sendmsg, recvmsg and recv, which is recvfrom; close for descriptors a server
  * sends unasked). A restarted server's connection arrives on the control socket
  * (recvmsg) and gets fresh eventfds (eventfd2) and the socket timeouts (setsockopt,
- * those two options only). */
+ * those two options only). The watchdog re-arms its timerfd (timerfd_settime). */
 static const int sandbox_syscalls[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev),
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
@@ -28,6 +28,7 @@ static const int sandbox_syscalls[] = {
 	SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime), SCMP_SYS(sigaltstack),
 	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(eventfd2),
+	SCMP_SYS(timerfd_settime),
 };
 
 /* setsockopt(fd, SOL_SOCKET, one of these, ...) on a reconnected server socket. */

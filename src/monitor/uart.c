@@ -1,7 +1,8 @@
 /*
- * 8250 UART, transmit side: THR bytes go to the output fd at once; LSR always reports
- * an empty transmitter; the THR-empty interrupt is modelled and drives IRQ 4 through
- * the in-kernel PIC/IOAPIC. No receiver yet (RBR reads 0, LSR.DR never set).
+ * 8250 UART: THR bytes go to the output fd at once and LSR always reports an empty
+ * transmitter; received bytes (uart_input, from the I/O thread) wait in a ring that RBR
+ * reads, with LSR.DR and the received-data interrupt. Both interrupts drive IRQ 4
+ * through the in-kernel PIC/IOAPIC.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -20,21 +21,27 @@
 #define UART_SCR         7
 #define UART_NR_REGS     8
 
+#define UART_IER_ERBFI   0x01     /* received-data-available interrupt enable */
 #define UART_IER_ETBEI   0x02     /* THR-empty interrupt enable */
 #define UART_IER_MASK    0x0f
 #define UART_IIR_NONE    0x01
 #define UART_IIR_THRE    0x02
+#define UART_IIR_RDA     0x04     /* received data available: above THRE in priority */
 #define UART_IIR_FIFO    0xc0     /* FIFOs enabled */
 #define UART_FCR_ENABLE  0x01
 #define UART_LCR_DLAB    0x80
 #define UART_MCR_MASK    0x1f
+#define UART_LSR_DR      0x01     /* data ready */
+#define UART_LSR_OE      0x02     /* overrun: received bytes were lost */
 #define UART_LSR_THRE    0x20
 #define UART_LSR_TEMT    0x40
 #define UART_MSR_IDLE    0xb0     /* DCD, DSR, CTS asserted */
 
+/* Called with the lock held. */
 static void uart_update_irq(struct uart *u)
 {
-	int level = (u->ier & UART_IER_ETBEI) && u->thre_pending;
+	int level = ((u->ier & UART_IER_ETBEI) && u->thre_pending) ||
+		    ((u->ier & UART_IER_ERBFI) && u->rx_len);
 
 	if (level == u->irq_level)
 		return;
@@ -56,6 +63,31 @@ static void uart_transmit(struct uart *u, uint8_t byte)
 	u->thre_pending = true;     /* the byte left at once: THR is empty again */
 }
 
+/* The oldest received byte, 0 when none (as RBR reads on hardware). */
+static uint8_t uart_receive(struct uart *u)
+{
+	uint8_t byte;
+
+	if (!u->rx_len)
+		return 0;
+	byte = u->rx[u->rx_head];
+	u->rx_head = (u->rx_head + 1) % UART_RX_SIZE;
+	u->rx_len--;
+	return byte;
+}
+
+static uint8_t uart_lsr(struct uart *u)
+{
+	uint8_t lsr = UART_LSR_THRE | UART_LSR_TEMT;
+
+	if (u->rx_len)
+		lsr |= UART_LSR_DR;
+	if (u->overrun)
+		lsr |= UART_LSR_OE;
+	u->overrun = false;          /* reading LSR clears the error bits */
+	return lsr;
+}
+
 static uint8_t uart_read(struct uart *u, unsigned reg)
 {
 	bool dlab = u->lcr & UART_LCR_DLAB;
@@ -63,10 +95,13 @@ static uint8_t uart_read(struct uart *u, unsigned reg)
 
 	switch (reg) {
 	case UART_RBR_THR_DLL:
-		return dlab ? u->dll : 0;
+		return dlab ? u->dll : uart_receive(u);
 	case UART_IER_DLM:
 		return dlab ? u->dlm : u->ier;
 	case UART_IIR_FCR:
+		/* Received data stays pending until RBR has been emptied. */
+		if ((u->ier & UART_IER_ERBFI) && u->rx_len)
+			return fifo | UART_IIR_RDA;
 		if ((u->ier & UART_IER_ETBEI) && u->thre_pending) {
 			u->thre_pending = false;    /* reading IIR acknowledges THRE */
 			return fifo | UART_IIR_THRE;
@@ -77,7 +112,7 @@ static uint8_t uart_read(struct uart *u, unsigned reg)
 	case UART_MCR:
 		return u->mcr;
 	case UART_LSR:
-		return UART_LSR_THRE | UART_LSR_TEMT;
+		return uart_lsr(u);
 	case UART_MSR:
 		return UART_MSR_IDLE;
 	default:
@@ -129,16 +164,36 @@ static int uart_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, boo
 
 	if (size != 1)
 		return -EINVAL;
+	pthread_mutex_lock(&u->lock);
 	if (write)
 		uart_write(u, off, *val);
 	else
 		*val = uart_read(u, off);
 	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
 	return 0;
+}
+
+size_t uart_input(struct uart *u, const uint8_t *buf, size_t n)
+{
+	size_t taken = 0;
+
+	pthread_mutex_lock(&u->lock);
+	for (; taken < n && u->rx_len < UART_RX_SIZE; taken++)
+		u->rx[(u->rx_head + u->rx_len++) % UART_RX_SIZE] = buf[taken];
+	u->rx_bytes += taken;
+	if (taken < n) {
+		u->rx_dropped += n - taken;
+		u->overrun = true;
+	}
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return taken;
 }
 
 int uart_init(struct uart *u, struct mon *m, struct io_space *io, int out_fd)
 {
 	*u = (struct uart){ .mon = m, .out_fd = out_fd, .irq_level = -1 };
+	pthread_mutex_init(&u->lock, NULL);
 	return io_register(&io->port, BH_UART_PORT, UART_NR_REGS, "uart", uart_io, u);
 }

@@ -1,8 +1,9 @@
 /*
  * The monitor's virtio devices: virtio-pci (modern) transport state, the per-type
- * tables (blk, console, rng) and the interfaces between the transport, the interrupt
- * routing, the vhost-user frontend and the window-mode data path. Every device is a
- * vhost-user frontend to an I/O server; docs/monitor.md has the guest-visible layout.
+ * tables (blk, console, rng, net) and the interfaces between the transport, the
+ * interrupt routing, the vhost-user frontend and the window-mode data path. Every device
+ * is a vhost-user frontend to an I/O server; docs/monitor.md has the guest-visible
+ * layout.
  */
 #ifndef BH_MON_VIRTIO_H
 #define BH_MON_VIRTIO_H
@@ -75,7 +76,7 @@
 
 /* Limits. */
 #define VDEV_MAX                   MON_DEVICES_MAX
-#define VDEV_MAX_QUEUES            2      /* console: receiveq0 and transmitq0 */
+#define VDEV_MAX_QUEUES            2      /* console, net: a receive and a transmit queue */
 #define VDEV_MAX_VECTORS           (VDEV_MAX_QUEUES + 1)
 #define VDEV_QUEUE_SIZE            256    /* largest queue the guest may use */
 #define VDEV_CONFIG_MAX            64     /* bytes of device configuration cached */
@@ -116,6 +117,7 @@ struct vdev_type {
 extern const struct vdev_type vdev_blk_type;
 extern const struct vdev_type vdev_console_type;
 extern const struct vdev_type vdev_rng_type;
+extern const struct vdev_type vdev_net_type;
 
 /* MSI-X state of one function (msix.c). */
 struct msix_entry {

@@ -24,7 +24,7 @@
 
 /* The device types --device knows; adding one is one line here and one file. */
 static const struct vdev_type *const vdev_types[] = {
-	&vdev_blk_type, &vdev_console_type, &vdev_rng_type,
+	&vdev_blk_type, &vdev_console_type, &vdev_rng_type, &vdev_net_type,
 };
 
 const struct vdev_type *vdev_type_find(const char *name)

@@ -248,6 +248,91 @@ static void partition_command(struct sup *s, struct ctl_client *cl, json_t *req,
 		reply(s, cl, json_pack("{s:b}", "ok", 1));
 }
 
+static void server_restart(struct sup *s, struct ctl_client *cl, const char *name)
+{
+	int idx = cfg_find_server(s->sys, name);
+	int rc;
+
+	if (idx < 0) {
+		reply_error(s, cl, "no such I/O server '%s'", name);
+		return;
+	}
+	rc = sup_operator_restart_server(s, &s->servers[idx]);
+	if (rc == -ECANCELED)
+		reply_error(s, cl, "the system is stopping: I/O server '%s' is not restarted", name);
+	else if (rc)
+		reply_error(s, cl, "I/O server could not be restarted: %s", strerror(-rc));
+	else
+		reply(s, cl, json_pack("{s:b}", "ok", 1));
+}
+
+/* restart: {"partition":P}, {"server":S}, or {"name":N} for either, when N names only
+ * one of them (names are unique per kind, not across kinds). */
+static void restart_command(struct sup *s, struct ctl_client *cl, json_t *req)
+{
+	const char *name = json_string_value(json_object_get(req, "name"));
+	const char *server = json_string_value(json_object_get(req, "server"));
+	bool is_part, is_server;
+
+	if (server) {
+		server_restart(s, cl, server);
+		return;
+	}
+	if (!name) {
+		partition_command(s, cl, req, "restart");
+		return;
+	}
+	is_part = cfg_find_partition(s->sys, name) >= 0;
+	is_server = cfg_find_server(s->sys, name) >= 0;
+	if (is_part && is_server) {
+		char msg[3 * BH_MAX_NAME + 96];
+
+		snprintf(msg, sizeof(msg), "'%s' names both a partition and an I/O server: say "
+			 "'restart partition %s' or 'restart server %s'", name, name, name);
+		reply_error(s, cl, "%s", msg);
+	} else if (is_server) {
+		server_restart(s, cl, name);
+	} else if (is_part) {
+		json_object_set_new(req, "partition", json_string(name));
+		partition_command(s, cl, req, "restart");
+	} else {
+		reply_error(s, cl, "no partition or I/O server named '%s'", name);
+	}
+}
+
+/* input: {"partition":P,"data":TEXT}: TEXT's bytes (UTF-8, as JSON strings are) go to
+ * the partition's UART receiver. */
+static void input_command(struct sup *s, struct ctl_client *cl, json_t *req)
+{
+	struct sup_partition *p = named(s, req);
+	const char *name = json_string_value(json_object_get(req, "partition"));
+	json_t *data = json_object_get(req, "data");
+	int rc;
+
+	if (!p) {
+		reply_error(s, cl, name ? "no such partition '%s'" : "'input' needs a partition%s",
+			    name);
+		return;
+	}
+	if (!json_is_string(data)) {
+		reply_error(s, cl, "'input' needs \"data\", a string%s", NULL);
+		return;
+	}
+	rc = sup_console_input(s, p, json_string_value(data), json_string_length(data));
+	if (rc == -ESRCH)
+		reply_error(s, cl, "partition '%s' is not running", name);
+	else if (rc == -EOPNOTSUPP)
+		reply_error(s, cl, "partition '%s' runs in QEMU: console input reaches only "
+			    "bulkhead's own monitor", name);
+	else if (rc == -EAGAIN)
+		reply_error(s, cl, "partition '%s' is not taking input now (try again)", name);
+	else if (rc)
+		reply_error(s, cl, "%s", strerror(-rc));
+	else
+		reply(s, cl, json_pack("{s:b, s:I}", "ok", 1, "bytes",
+				       (json_int_t)json_string_length(data)));
+}
+
 static void handle(struct sup *s, struct ctl_client *cl, const char *line)
 {
 	json_t *req = json_loads(line, 0, NULL);
@@ -257,11 +342,16 @@ static void handle(struct sup *s, struct ctl_client *cl, const char *line)
 		reply_error(s, cl, "a request is a JSON object with a \"cmd\" on one line%s", NULL);
 	} else if (!strcmp(cmd, "status")) {
 		reply(s, cl, status(s));
-	} else if (!strcmp(cmd, "start") || !strcmp(cmd, "stop") || !strcmp(cmd, "restart")) {
+	} else if (!strcmp(cmd, "restart")) {
+		restart_command(s, cl, req);
+	} else if (!strcmp(cmd, "start") || !strcmp(cmd, "stop")) {
 		if (json_object_get(req, "server"))
-			reply_error(s, cl, "restarting I/O servers is not supported yet%s", NULL);
+			reply_error(s, cl, "I/O servers can only be restarted ('%s' is for "
+				    "partitions)", cmd);
 		else
 			partition_command(s, cl, req, cmd);
+	} else if (!strcmp(cmd, "input")) {
+		input_command(s, cl, req);
 	} else if (!strcmp(cmd, "events")) {
 		reply(s, cl, json_pack("{s:b}", "ok", 1));
 		if (cl->fd >= 0)
@@ -280,7 +370,7 @@ static void handle(struct sup *s, struct ctl_client *cl, const char *line)
 		}
 	} else {
 		reply_error(s, cl, "unknown command '%s' (status, start, stop, restart, events, "
-			    "console)", cmd);
+			    "console, input)", cmd);
 	}
 	json_decref(req);
 }

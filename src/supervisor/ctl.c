@@ -1,11 +1,13 @@
 /*
  * `bulkhead ctl`: the client of a running system's control socket. Sends one JSON
  * request and shows the reply as a table (or as JSON with --json); `events` and
- * `console` keep printing what the supervisor streams until interrupted.
+ * `console` keep printing what the supervisor streams until interrupted, `console`
+ * sending the lines typed on stdin to the partition's UART meanwhile.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,7 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: bulkhead ctl (--socket PATH | --system FILE) [--json] COMMAND [ARG]\n"
+		"usage: bulkhead ctl (--socket PATH | --system FILE) [--json] [--send TEXT] COMMAND [ARG]\n"
 		"\n"
 		"Talks to a running system's supervisor over its control socket.\n"
 		"\n"
@@ -27,13 +29,18 @@ static void usage(FILE *out)
 		"  status              partitions and I/O servers, their state and counters\n"
 		"  start PARTITION     start a stopped partition (from zeroed memory)\n"
 		"  stop PARTITION      stop a running partition\n"
-		"  restart PARTITION   stop it and start it again\n"
+		"  restart NAME        restart the partition or the I/O server of that name\n"
+		"  restart partition NAME | restart server NAME\n"
+		"                      the same, for a name both a partition and a server have\n"
 		"  events              print health events as they happen (until interrupted)\n"
-		"  console PARTITION   print a partition's console lines as they come\n"
+		"  console PARTITION   print a partition's console lines as they come, and send\n"
+		"                      the lines read from stdin to its UART\n"
 		"\n"
 		"  -s, --socket PATH   the control socket (control_socket in the system file)\n"
 		"  -f, --system FILE   take the socket path from this system file\n"
 		"  -j, --json          print the supervisor's JSON replies as they are\n"
+		"  -t, --send TEXT     with console: send TEXT and a newline to the partition's\n"
+		"                      UART, then exit (nothing is printed)\n"
 		"  -h, --help          show this help\n"
 		"\n"
 		"exit status: 0 done, 1 the supervisor refused the command, 2 usage error or no\n"
@@ -69,19 +76,57 @@ static int connect_to(const char *path)
 	return -1;
 }
 
-/* Reads one line (without its newline) into a malloc'd string; NULL at end. */
-static char *read_line(FILE *in)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n = getline(&line, &cap, in);
+/* Lines from a descriptor, read raw (no stdio buffer), so that poll() on the
+ * descriptor tells the truth about what is left. */
+struct lines {
+	int fd;
+	bool eof;
+	size_t len;
+	char buf[65536];
+};
 
-	if (n <= 0) {
-		free(line);
+/* The next complete line (without its newline) as a malloc'd string, or NULL when none
+ * is buffered; at end of input, what is left as a last line. */
+static char *lines_next(struct lines *l)
+{
+	char *nl = memchr(l->buf, '\n', l->len), *line;
+	size_t n;
+
+	if (!nl && !(l->eof && l->len) && l->len < sizeof(l->buf))
 		return NULL;
-	}
-	if (line[n - 1] == '\n')
-		line[n - 1] = '\0';
+	n = nl ? (size_t)(nl - l->buf) : l->len;
+	line = strndup(l->buf, n);
+	n = nl ? n + 1 : n;
+	l->len -= n;
+	memmove(l->buf, l->buf + n, l->len);
+	return line;
+}
+
+/* Reads what is there (blocking when nothing is); false at end of input. */
+static bool lines_fill(struct lines *l)
+{
+	ssize_t n;
+
+	if (l->eof)
+		return false;
+	do
+		n = read(l->fd, l->buf + l->len, sizeof(l->buf) - l->len);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		l->eof = true;
+	else
+		l->len += (size_t)n;
+	return n > 0;
+}
+
+/* The next line, waiting for it; NULL at end of input. */
+static char *read_line(struct lines *l)
+{
+	char *line;
+
+	while (!(line = lines_next(l)))
+		if (!lines_fill(l) && !l->len)
+			return NULL;
 	return line;
 }
 
@@ -187,27 +232,135 @@ static char *socket_from_system(const char *file)
 	return path;
 }
 
+/* Sends one request line; steals req. */
+static bool send_request(int fd, json_t *req)
+{
+	char *line = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	bool ok = line && dprintf(fd, "%s\n", line) >= 0;
+
+	json_decref(req);
+	free(line);
+	return ok;
+}
+
+/* Bytes of input per request: even with every byte escaped (\u00XX) a request stays
+ * under the supervisor's 4096-byte line limit. */
+#define CTL_INPUT_PIECE 512
+
+/* Text for partition name's UART, as input requests. A JSON string holds UTF-8 text,
+ * so pieces are cut between characters. Returns the number of requests sent, -EILSEQ
+ * when the text is not UTF-8, -EPIPE when the supervisor is gone. */
+static int send_input(int fd, const char *name, const char *text, size_t n)
+{
+	int sent = 0;
+
+	for (; n; sent++) {
+		size_t k = n < CTL_INPUT_PIECE ? n : CTL_INPUT_PIECE;
+		json_t *data;
+
+		while (k < n && k > 1 && ((unsigned char)text[k] & 0xc0) == 0x80)
+			k--;                 /* text[k] continues a character: cut before it */
+		data = json_stringn(text, k);
+		if (!data)
+			return -EILSEQ;
+		if (!send_request(fd, json_pack("{s:s, s:s, s:o}", "cmd", "input", "partition",
+						name, "data", data)))
+			return -EPIPE;
+		text += k;
+		n -= k;
+	}
+	return sent;
+}
+
+/* One line of stdin for the partition, with its newline. */
+static void send_typed_line(int fd, const char *name, const char *line)
+{
+	size_t n = strlen(line);
+	char *text = malloc(n + 2);
+
+	if (!text)
+		return;
+	memcpy(text, line, n);
+	memcpy(text + n, "\n", 2);
+	if (send_input(fd, name, text, n + 1) == -EILSEQ)
+		fprintf(stderr, "bulkhead ctl: a line of input is not UTF-8 text: not sent\n");
+	free(text);
+}
+
+/* A line of the console stream: a console line, or the reply to an input request
+ * (shown only when it is a refusal, or with --json). */
+static void console_streamed(const char *line, bool json)
+{
+	json_t *o = json_loads(line, 0, NULL), *ok = json_object_get(o, "ok");
+
+	if (ok && !json_is_true(ok))
+		fprintf(stderr, "bulkhead ctl: %s\n", str_or(json_object_get(o, "error"), "refused"));
+	else if (!ok || json)
+		print_streamed(line, json, true);
+	json_decref(o);
+}
+
+/* `console`: prints the partition's lines until the supervisor ends the stream; the
+ * lines read from stdin meanwhile go to the partition's UART (until stdin ends). */
+static void console_loop(int fd, struct lines *in, const char *name, bool json)
+{
+	struct lines *kb = calloc(1, sizeof(*kb));
+	bool typing = kb != NULL;
+	char *l;
+
+	if (kb)
+		kb->fd = STDIN_FILENO;
+	for (;;) {
+		struct pollfd pf[2] = { { .fd = fd, .events = POLLIN },
+					{ .fd = STDIN_FILENO, .events = POLLIN } };
+
+		while ((l = lines_next(in))) {
+			console_streamed(l, json);
+			free(l);
+		}
+		if (in->eof)
+			break;
+		if (poll(pf, typing ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pf[0].revents)
+			lines_fill(in);
+		if (typing && pf[1].revents) {
+			typing = lines_fill(kb);
+			while ((l = lines_next(kb))) {
+				send_typed_line(fd, name, l);
+				free(l);
+			}
+		}
+	}
+	free(kb);
+}
+
 int ctl_cmd_ctl(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "system", required_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "send", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	const char *sock = NULL, *system = NULL, *cmd, *arg = NULL;
+	const char *sock = NULL, *system = NULL, *cmd, *arg = NULL, *kind = NULL, *send = NULL;
 	bool json = false, streaming;
-	char *path = NULL, *line;
-	json_t *req, *rep;
-	FILE *in;
-	int opt, fd, rc;
+	char *path = NULL, *line = NULL;
+	struct lines *in;
+	json_t *req, *rep = NULL;
+	int opt, fd, rc, nargs;
 
-	while ((opt = getopt_long(argc, argv, "s:f:jh", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:f:jt:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 's': sock = optarg; break;
 		case 'f': system = optarg; break;
 		case 'j': json = true; break;
+		case 't': send = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -217,9 +370,24 @@ int ctl_cmd_ctl(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind];
-	arg = optind + 1 < argc ? argv[optind + 1] : NULL;
+	nargs = argc - optind - 1;
+	arg = nargs > 0 ? argv[optind + 1] : NULL;
+	if (!strcmp(cmd, "restart") && nargs == 2 &&
+	    (!strcmp(arg, "partition") || !strcmp(arg, "server"))) {
+		kind = arg;
+		arg = argv[optind + 2];
+	} else if (!strcmp(cmd, "restart") && nargs > 1) {
+		fprintf(stderr, "bulkhead ctl: 'restart NAME', 'restart partition NAME' or "
+			"'restart server NAME'\n");
+		return 2;
+	}
 	if (strcmp(cmd, "status") && strcmp(cmd, "events") && !arg) {
-		fprintf(stderr, "bulkhead ctl: '%s' needs a partition name\n", cmd);
+		fprintf(stderr, "bulkhead ctl: '%s' needs a partition%s name\n", cmd,
+			strcmp(cmd, "restart") ? "" : " or I/O server");
+		return 2;
+	}
+	if (send && strcmp(cmd, "console")) {
+		fprintf(stderr, "bulkhead ctl: --send goes with 'console PARTITION'\n");
 		return 2;
 	}
 	if (!sock) {
@@ -232,21 +400,52 @@ int ctl_cmd_ctl(int argc, char **argv)
 	free(path);
 	if (fd < 0)
 		return 2;
-	req = json_pack("{s:s}", "cmd", cmd);
-	if (arg)
-		json_object_set_new(req, "partition", json_string(arg));
-	line = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	if (!line || dprintf(fd, "%s\n", line) < 0) {
-		fprintf(stderr, "bulkhead ctl: cannot send the request\n");
-		free(line);
+	in = calloc(1, sizeof(*in));
+	if (!in) {
 		close(fd);
 		return 2;
 	}
-	free(line);
-	in = fdopen(fd, "r");
-	line = in ? read_line(in) : NULL;
+	in->fd = fd;
+	if (send) {
+		size_t n = strlen(send);
+		char *text = malloc(n + 2);
+		int requests;
+
+		rc = text ? 0 : -ENOMEM;
+		if (text) {
+			memcpy(text, send, n);
+			memcpy(text + n, "\n", 2);
+			rc = send_input(fd, arg, text, n + 1);
+			free(text);
+		}
+		requests = rc > 0 ? rc : 0;
+		rc = rc > 0 ? 0 : rc;
+		if (rc == -EILSEQ) {
+			fprintf(stderr, "bulkhead ctl: --send: the text is not UTF-8\n");
+			goto out_usage;
+		}
+		/* One reply per request sent: the first refusal is the answer. */
+		for (int i = 0; !rc && i < requests; i++) {
+			free(line);
+			json_decref(rep);
+			line = read_line(in);
+			rep = line ? json_loads(line, 0, NULL) : NULL;
+			if (!rep || !json_is_true(json_object_get(rep, "ok")))
+				break;
+		}
+		goto reply;
+	}
+	req = json_pack("{s:s}", "cmd", cmd);
+	if (arg)
+		json_object_set_new(req, kind ? kind : !strcmp(cmd, "restart") ? "name" : "partition",
+				    json_string(arg));
+	if (!send_request(fd, req)) {
+		fprintf(stderr, "bulkhead ctl: cannot send the request\n");
+		goto out_usage;
+	}
+	line = read_line(in);
 	rep = line ? json_loads(line, 0, NULL) : NULL;
+reply:
 	if (!rep) {
 		fprintf(stderr, "bulkhead ctl: no reply from the supervisor\n");
 		rc = 2;
@@ -256,25 +455,33 @@ int ctl_cmd_ctl(int argc, char **argv)
 		fprintf(stderr, "bulkhead ctl: %s\n", str_or(json_object_get(rep, "error"), "refused"));
 		rc = 1;
 	} else {
-		streaming = !strcmp(cmd, "events") || !strcmp(cmd, "console");
+		streaming = !send && (!strcmp(cmd, "events") || !strcmp(cmd, "console"));
 		if (json && !streaming)
 			puts(line);
+		else if (send)
+			;                        /* nothing to show */
 		else if (!strcmp(cmd, "status"))
 			print_status(rep);
 		else if (!streaming)
-			printf("%s %s: done\n", cmd, arg);
+			printf("%s%s%s %s: done\n", cmd, kind ? " " : "", kind ? kind : "", arg);
 		rc = 0;
-		if (streaming) {
+		if (streaming && !strcmp(cmd, "console")) {
+			console_loop(fd, in, arg, json);
+		} else if (streaming) {
 			char *l;
 			while ((l = read_line(in))) {
-				print_streamed(l, json, !strcmp(cmd, "console"));
+				print_streamed(l, json, false);
 				free(l);
 			}
 		}
 	}
 	json_decref(rep);
 	free(line);
-	if (in)
-		fclose(in);
+	free(in);
+	close(fd);
 	return rc;
+out_usage:
+	free(in);
+	close(fd);
+	return 2;
 }

@@ -109,15 +109,29 @@ int sup_prepare_devices(struct sup *s)
 }
 
 
+/* A net device's part of its --conn: its network, MAC and transmit rate limit. */
+static int net_conn_spec(const struct sup *s, const struct bh_device *dev, char *buf, size_t len)
+{
+	const uint8_t *m = dev->mac;
+	int n = snprintf(buf, len, ",network=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x",
+			 s->sys->networks[dev->network.idx].name, m[0], m[1], m[2], m[3], m[4], m[5]);
+
+	if (dev->rate.at.line && n > 0 && (size_t)n < len)
+		n += snprintf(buf + n, len - (size_t)n, ",rate=%llu,burst=%llu",
+			      (unsigned long long)dev->rate.bytes_per_sec,
+			      (unsigned long long)dev->rate.burst);
+	return n;
+}
+
 static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 {
-	enum { MAX_ARGS = 8 + 2 * SUP_MAX_CONNS };
-	static char specs[SUP_MAX_CONNS][160];
+	enum { MAX_ARGS = 8 + 2 * SUP_MAX_CONNS + 2 * BH_MAX_NETWORKS };
+	static char specs[SUP_MAX_CONNS][256], uplinks[BH_MAX_NETWORKS][64];
 	const char *argv[MAX_ARGS];
 	int lifted_ev, lifted_disk[BH_MAX_DISKS], lifted_conn[SUP_MAX_CONNS];
-	int lifted_out[SUP_MAX_CONNS], next = SRV_FIRST_FD, n = 0, devnull;
-	int above = SRV_FIRST_FD + (int)v->cfg->ndisks + 2 * (int)v->nconns;
-	int disk_num[BH_MAX_DISKS];
+	int lifted_out[SUP_MAX_CONNS], lifted_up[BH_MAX_NETWORKS], next = SRV_FIRST_FD, n = 0;
+	int above = SRV_FIRST_FD + (int)v->cfg->ndisks + 2 * (int)v->nconns + BH_MAX_NETWORKS;
+	int disk_num[BH_MAX_DISKS], devnull;
 
 	sup_child_init();
 	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -128,6 +142,9 @@ static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 		lifted_conn[c] = sup_child_lift(v->conns[c].fd, above);
 		lifted_out[c] = v->conns[c].out_fd >= 0 ? sup_child_lift(v->conns[c].out_fd, above) : -1;
 	}
+	for (unsigned i = 0; i < s->sys->nnetworks; i++)
+		lifted_up[i] = s->sys->networks[i].server.idx == (int)v->id && s->uplink_fd[i] >= 0 ?
+			       sup_child_lift(s->uplink_fd[i], above) : -1;
 	if (devnull < 0 || lifted_ev < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
 	    dup2(lifted_ev, SRV_EVENT_FD) < 0)
 		_exit(127);
@@ -158,6 +175,8 @@ static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 					",disk-fd=%d,offset=%llu,size=%llu,readonly=%d",
 					disk_num[cn->disk], (unsigned long long)dev->offset,
 					(unsigned long long)dev->size, dev->readonly);
+		if (dev->type == BH_DEV_NET)
+			len += net_conn_spec(s, dev, specs[c] + len, sizeof(specs[c]) - (size_t)len);
 		if (lifted_out[c] >= 0) {
 			int out = next++;
 			if (dup2(lifted_out[c], out) < 0)
@@ -166,6 +185,19 @@ static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 		}
 		argv[n++] = "--conn";
 		argv[n++] = specs[c];
+	}
+	for (unsigned i = 0; i < s->sys->nnetworks; i++) {
+		int fd;
+
+		if (lifted_up[i] < 0)
+			continue;
+		fd = next++;
+		if (dup2(lifted_up[i], fd) < 0)
+			_exit(127);
+		snprintf(uplinks[i], sizeof(uplinks[i]), "network=%s,fd=%d",
+			 s->sys->networks[i].name, fd);
+		argv[n++] = "--uplink";
+		argv[n++] = uplinks[i];
 	}
 	argv[n] = NULL;
 	execv(s->self, (char *const *)argv);
@@ -309,6 +341,7 @@ void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus)
 		v->stopping = true;
 	sup_stream_drain(&v->events);
 	sup_stream_close(s, &v->events);
+	sup_counters_fold(s, v);
 	v->pid = 0;
 	if (WIFEXITED(wstatus))
 		sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"status\":%d,\"expected\":%s",
@@ -357,4 +390,66 @@ bool sup_servers_stopped(const struct sup *s)
 		if (s->servers[i].pid > 0)
 			return false;
 	return true;
+}
+
+/* How long a server asked to end by the operator has before SIGKILL; it ends at its
+ * next loop turn, in milliseconds here. */
+#define SRV_TERM_GRACE_MS   1000
+
+/* Waits up to ms for pid to end; true when it did (*wstatus set). */
+static bool reap_within(pid_t pid, int *wstatus, int ms)
+{
+	for (int waited = 0;; waited++) {
+		pid_t r = waitpid(pid, wstatus, WNOHANG);
+
+		if (r == pid)
+			return true;
+		if ((r < 0 && errno != EINTR) || waited >= ms)
+			return false;
+		usleep(1000);
+	}
+}
+
+/* `bulkhead ctl restart SERVER`, an operator's action: it applies whatever the server's
+ * `restart` policy, and to a failed server too. The old process is reaped here (the
+ * supervisor waits at most SRV_TERM_GRACE_MS for it), so sup_server_exited never sees
+ * it; the new one gets new connections and the monitors resume their devices as after
+ * a crash. Devices a failed server left NEEDS_RESET are reconnected but stay so until
+ * the guest resets them. */
+int sup_operator_restart_server(struct sup *s, struct sup_server *v)
+{
+	int wstatus = 0, rc;
+
+	if (v->stopping || s->stop_signal)
+		return -ECANCELED;
+	sup_event(s, "operator_restart", NULL, "\"server\":\"%s\"", v->cfg->name);
+	if (v->pid > 0) {
+		pid_t pid = v->pid;
+
+		kill(pid, SIGTERM);
+		if (!reap_within(pid, &wstatus, SRV_TERM_GRACE_MS)) {
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+				;
+		}
+		v->pid = 0;
+		sup_stream_drain(&v->events);     /* as sup_server_exited does */
+		sup_stream_close(s, &v->events);
+		sup_counters_fold(s, v);
+		if (WIFEXITED(wstatus))
+			sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"status\":%d,"
+				  "\"expected\":true,\"reason\":\"operator\"", v->cfg->name,
+				  WEXITSTATUS(wstatus));
+		else
+			sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"signal\":%d,"
+				  "\"expected\":true,\"reason\":\"operator\"", v->cfg->name,
+				  WTERMSIG(wstatus));
+	}
+	v->restart_at.tv_sec = 0;        /* a restart waiting for its backoff happens now */
+	v->backoff_ms = 0;
+	v->failed = false;
+	rc = restart_server(s, v);
+	if (rc)
+		fail_server(s, v, "could not be restarted");
+	return rc;
 }

@@ -67,7 +67,7 @@ fail:
 }
 
 /* Adds the time stamp and writes one event object as a line. Steals obj. */
-static void write_event(struct sup *s, json_t *obj)
+void sup_log_event(struct sup *s, json_t *obj)
 {
 	struct timespec now;
 	struct timeval tv;
@@ -114,11 +114,11 @@ void sup_event(struct sup *s, const char *event, const char *partition, const ch
 			json_object_update(obj, extra);
 		json_decref(extra);
 	}
-	write_event(s, obj);
+	sup_log_event(s, obj);
 }
 
-/* Remembers what a monitor's exit, reset, fault and error events say: the supervisor
- * decides on the partition's fate from them when the monitor is reaped. */
+/* Remembers what a monitor's exit, reset, fault, watchdog and error events say: the
+ * supervisor decides on the partition's fate from them when the monitor is reaped. */
 static void note_outcome(struct sup_partition *p, json_t *obj)
 {
 	const char *ev = json_string_value(json_object_get(obj, "event"));
@@ -145,6 +145,11 @@ static void note_outcome(struct sup_partition *p, json_t *obj)
 				 addr ? addr : "?", (int)size, size == 1 ? "" : "s");
 		else
 			snprintf(p->out.what, sizeof(p->out.what), "%s", kind ? kind : "fault");
+	} else if (!strcmp(ev, "watchdog") && !(action && !strcmp(action, "ignored"))) {
+		/* The monitor stops the partition after this event, as after a fault. */
+		p->out.fault = true;
+		snprintf(p->out.what, sizeof(p->out.what), "watchdog: no kick for %lld ms",
+			 (long long)json_integer_value(json_object_get(obj, "silent_ms")));
 	} else if (!strcmp(ev, "error")) {
 		const char *msg = json_string_value(json_object_get(obj, "message"));
 		snprintf(p->out.what, sizeof(p->out.what), "%s", msg ? msg : "monitor error");
@@ -174,7 +179,7 @@ void sup_monitor_event_line(void *ctx, const char *line, size_t len)
 	if (!obj)
 		return;
 	note_outcome(p, obj);
-	write_event(p->sup, obj);
+	sup_log_event(p->sup, obj);
 }
 
 void sup_server_event_line(void *ctx, const char *line, size_t len)
@@ -189,7 +194,8 @@ void sup_server_event_line(void *ctx, const char *line, size_t len)
 		return;
 	if (!json_object_get(obj, "server"))
 		json_object_set_new(obj, "server", json_string(v->cfg->name));
-	write_event(v->sup, obj);
+	if (!sup_counters_event(v, obj))
+		sup_log_event(v->sup, obj);
 }
 
 /* One console line, from the UART or a virtio console: printed with the partition's

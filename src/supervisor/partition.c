@@ -13,10 +13,12 @@
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "bulkhead/control.h"
 #include "supervisor/sup.h"
 
 /* Fixed descriptor numbers in the monitor; region fds follow MON_MEM_FD. */
@@ -90,8 +92,8 @@ static void format_cpus(const struct bh_cpuset *set, char *buf, size_t len)
 static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, int event_w)
 {
 	char id[16], memory[32], cpus[4096], event_fd[8], mem_fd[8];
-	char regions[BH_MAX_MEMMAP][BH_MAX_NAME + 64], devices[BH_MAX_DEVICES][64];
-	const char *argv[24 + 2 * BH_MAX_MEMMAP + 2 * BH_MAX_DEVICES];
+	char regions[BH_MAX_MEMMAP][BH_MAX_NAME + 64], devices[BH_MAX_DEVICES][64], wdog[24];
+	const char *argv[28 + 2 * BH_MAX_MEMMAP + 2 * BH_MAX_DEVICES];
 	int lifted[BH_MAX_MEMMAP], dev_lifted[BH_MAX_DEVICES], ctl_lifted;
 	char ctl_arg[16];
 	unsigned fd_next = MON_FIRST_REGION_FD;
@@ -154,6 +156,15 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		argv[n++] = "--on-violation";
 		argv[n++] = "ignore";
 	}
+	if (p->cfg->health.watchdog_ns) {
+		snprintf(wdog, sizeof(wdog), "%llu", (unsigned long long)p->cfg->health.watchdog_ns);
+		argv[n++] = "--watchdog";
+		argv[n++] = wdog;
+		if (p->cfg->health.on_fault == BH_FAULT_IGNORE) {
+			argv[n++] = "--on-watchdog";
+			argv[n++] = "ignore";
+		}
+	}
 	for (unsigned i = 0; i < p->cfg->nmemmap; i++) {
 		const struct bh_map_entry *e = &p->cfg->memmap[i];
 
@@ -178,7 +189,8 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 		argv[n++] = "--device";
 		argv[n++] = devices[i];
 	}
-	/* With devices, a control socket: a restarted I/O server's new connections. */
+	/* The control socket: console input, and with devices a restarted I/O server's new
+	 * connections. */
 	if (ctl_lifted >= 0) {
 		if (dup2(ctl_lifted, (int)fd_next) < 0)
 			_exit(127);
@@ -197,6 +209,16 @@ int sup_start_partition(struct sup *s, struct sup_partition *p)
 {
 	int console[2], events[2];
 
+	/* Every monitor gets a control socket, for console input (partitions with devices
+	 * have theirs already, see add_conn); it lives as long as the system. */
+	if (p->cfg->engine != BH_ENGINE_QEMU && p->ctl_fd < 0) {
+		int cv[2];
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, cv))
+			return -errno;
+		p->ctl_fd = cv[0];
+		p->ctl_mon_fd = cv[1];
+	}
 	if (pipe2(console, O_CLOEXEC) || pipe2(events, O_CLOEXEC))
 		return -errno;
 	p->pid = fork();
@@ -372,5 +394,31 @@ int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after
 	sup_event(s, restart_after ? "operator_restart" : "operator_stop", p->cfg->name, NULL);
 	kill(p->pid, SIGTERM);
 	kill(p->pid, SIGCONT);       /* a partition held by the cyclic plan must see it */
+	return 0;
+}
+
+/* `bulkhead ctl console --send` and ctl's stdin: bytes for the partition's UART
+ * receiver, as CONSOLE_INPUT messages on its monitor's control socket. Never waits:
+ * a monitor that does not keep up (held by the cyclic plan, say) makes it -EAGAIN. */
+int sup_console_input(struct sup *s, struct sup_partition *p, const char *data, size_t n)
+{
+	(void)s;
+	if (p->cfg->engine == BH_ENGINE_QEMU)
+		return -EOPNOTSUPP;
+	if (p->state != SUP_RUNNING || p->pid <= 0 || p->ctl_fd < 0)
+		return -ESRCH;
+	while (n) {
+		struct {
+			struct bh_control_msg hdr;
+			char data[BH_CONTROL_INPUT_MAX];
+		} msg = { .hdr = { .magic = BH_CONTROL_MAGIC, .type = BH_CONTROL_CONSOLE_INPUT } };
+		size_t k = n < sizeof(msg.data) ? n : sizeof(msg.data);
+
+		memcpy(msg.data, data, k);
+		if (send(p->ctl_fd, &msg, sizeof(msg.hdr) + k, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		data += k;
+		n -= k;
+	}
 	return 0;
 }

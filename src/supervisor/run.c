@@ -150,6 +150,8 @@ static int setup(struct sup *s)
 			return -ENOMEM;
 	if (sup_alloc_shared(s))
 		return -ENOMEM;
+	if (sup_open_uplinks(s))
+		return -EIO;
 	return sup_prepare_devices(s);
 }
 
@@ -261,6 +263,7 @@ static void release(struct sup *s)
 	for (unsigned i = 0; i < s->nservers; i++) {
 		struct sup_server *v = &s->servers[i];
 		sup_stream_close(s, &v->events);
+		sup_counters_free(v);
 		for (unsigned d = 0; d < BH_MAX_DISKS; d++)
 			if (v->disk_fd[d] >= 0)
 				close(v->disk_fd[d]);
@@ -274,6 +277,7 @@ static void release(struct sup *s)
 	for (unsigned i = 0; i < s->sys->nchannels; i++)
 		if (s->channel_fd[i] >= 0)
 			close(s->channel_fd[i]);
+	sup_close_uplinks(s);
 	if (s->events_fd >= 0)
 		close(s->events_fd);
 	if (s->epfd >= 0)
@@ -314,10 +318,13 @@ static bool supported(const struct bh_system *sys)
 				"is not supported yet; use 'engine: qemu'\n", p->name);
 			ok = false;
 		}
+		/* QEMU 7.2's vhost-user netdev insists on a chardev that passes fds, which a
+		 * socket handed over as fd= is not (only path= sockets are): net devices of
+		 * QEMU partitions need a listening socket instead (issue 7). */
 		for (unsigned d = 0; d < p->ndevices; d++)
-			if (p->devices[d].type == BH_DEV_NET) {
-				fprintf(stderr, "bulkhead run: partition '%s': net devices need the "
-					"network I/O server, which is not supported yet\n", p->name);
+			if (p->engine == BH_ENGINE_QEMU && p->devices[d].type == BH_DEV_NET) {
+				fprintf(stderr, "bulkhead run: partition '%s': net devices for "
+					"'engine: qemu' partitions are not supported yet\n", p->name);
 				ok = false;
 				break;
 			}
@@ -369,6 +376,7 @@ int sup_cmd_run(int argc, char **argv)
 	s->epfd = s->sigfd = s->events_fd = s->sched.tfd = -1;
 	memset(s->region_fd, -1, sizeof(s->region_fd));
 	memset(s->channel_fd, -1, sizeof(s->channel_fd));
+	memset(s->uplink_fd, -1, sizeof(s->uplink_fd));
 	s->nparts = s->sys->npartitions;
 	for (unsigned i = 0; i < s->nparts; i++) {
 		struct sup_partition *p = &s->parts[i];

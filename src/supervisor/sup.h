@@ -14,6 +14,9 @@
 
 #include "config/system.h"
 
+struct json_t;
+struct sup_counters;
+
 enum sup_state { SUP_IDLE, SUP_RUNNING, SUP_STOPPED };
 
 typedef void (*sup_line_fn)(void *ctx, const char *line, size_t len);
@@ -105,6 +108,7 @@ struct sup_server {
 	struct timespec started;    /* of the current process */
 	struct timespec restart_at; /* when a restart is due; tv_sec 0: none pending */
 	unsigned backoff_ms;        /* grows while the server keeps dying young */
+	struct sup_counters *counters;   /* net servers' per-port counters (counters.c) */
 };
 
 /* The cyclic executive's state (schedule.c). */
@@ -120,6 +124,7 @@ struct sup {
 	struct bh_system *sys;
 	int region_fd[BH_MAX_REGIONS];    /* shared regions, indexed like sys->regions */
 	int channel_fd[BH_MAX_CHANNELS];  /* channel memory, indexed like sys->channels */
+	int uplink_fd[BH_MAX_NETWORKS];   /* networks' uplink TAPs, indexed like sys->networks */
 	struct sup_partition parts[BH_MAX_PARTITIONS];
 	unsigned nparts;
 	struct sup_server servers[BH_MAX_SERVERS];
@@ -136,6 +141,8 @@ struct sup {
 /* output.c */
 void sup_event(struct sup *s, const char *event, const char *partition, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* Time-stamps and logs one event object (steals it). */
+void sup_log_event(struct sup *s, struct json_t *obj);
 void sup_monitor_event_line(void *partition, const char *line, size_t len);
 void sup_server_event_line(void *server, const char *line, size_t len);
 void sup_console_line(void *partition, const char *line, size_t len);
@@ -151,6 +158,18 @@ int sup_stream_read(struct sup_stream *st);     /* bytes read; 0 at EOF or when 
 void sup_stream_drain(struct sup_stream *st);   /* read what is there, end the last line */
 int sup_stream_watch(struct sup *s, struct sup_stream *st, uint64_t tag);
 void sup_stream_close(struct sup *s, struct sup_stream *st);
+
+/* counters.c: net servers' per-port counters. sup_counters_event takes a server event
+ * (stealing it) when it is a counters report; fold logs and totals the ended process's
+ * last reports; json gives the totals for status (a new array). */
+bool sup_counters_event(struct sup_server *v, struct json_t *obj);
+void sup_counters_fold(struct sup *s, struct sup_server *v);
+struct json_t *sup_counters_json(const struct sup_server *v);
+void sup_counters_free(struct sup_server *v);
+
+/* uplink.c: TAP interfaces of networks with an uplink */
+int sup_open_uplinks(struct sup *s);
+void sup_close_uplinks(struct sup *s);
 
 /* ioserver.c */
 int sup_prepare_devices(struct sup *s);
@@ -198,5 +217,14 @@ int sup_sched_start(struct sup *s);
 void sup_sched_tick(struct sup *s);
 bool sup_sched_may_run(const struct sup *s, const struct sup_partition *p);
 void sup_sched_stop(struct sup *s);
+
+/* ioserver.c, for `bulkhead ctl restart SERVER`: ends the server (SIGTERM, then
+ * SIGKILL) and starts it again at once on new connections, whatever its `restart`
+ * policy; -ECANCELED while the system stops. */
+int sup_operator_restart_server(struct sup *s, struct sup_server *v);
+
+/* partition.c, for `bulkhead ctl console`: bytes for the partition's UART receiver.
+ * -ESRCH not running, -EOPNOTSUPP an engine: qemu partition, -EAGAIN monitor busy. */
+int sup_console_input(struct sup *s, struct sup_partition *p, const char *data, size_t n);
 
 #endif

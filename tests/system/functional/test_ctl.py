@@ -173,3 +173,163 @@ def test_stale_socket_is_replaced(bulkhead, inmates, tmp_path):
     r = subprocess.run([bulkhead, "run", str(path)], capture_output=True, text=True, timeout=20)
     assert r.returncode == 0, r.stderr
     assert not stale.exists()
+
+
+def test_restart_needs_a_name(bulkhead, system):
+    _, sock, _ = system
+    r = ctl(bulkhead, "--socket", sock, "restart")
+    assert r.returncode == 2 and "needs a partition or I/O server name" in r.stderr
+    r = ctl(bulkhead, "--socket", sock, "restart", "a", "b")
+    assert r.returncode == 2 and "'restart server NAME'" in r.stderr
+    r = ctl(bulkhead, "--socket", sock, "restart", "nosuch")
+    assert r.returncode == 1 and "no partition or I/O server named 'nosuch'" in r.stderr
+    r = ctl(bulkhead, "--socket", sock, "restart", "server", "a")
+    assert r.returncode == 1 and "no such I/O server 'a'" in r.stderr
+    r = ctl(bulkhead, "--socket", sock, "restart", "partition", "a")
+    assert r.returncode == 0 and "restart partition a: done" in r.stdout
+
+
+def blk_system(tmp_path, inmates, restart, name="blkio", part="one", loops=40):
+    path = tmp_path / "srv.yaml"
+    path.write_text(f"""system: {{name: srv, cpus: [0, 1], log_dir: {tmp_path}/log}}
+io_servers:
+  - name: {name}
+    class: blk
+    restart: {restart}
+    disks:
+      - {{name: d, file: {tmp_path}/disk.img, size: 8M, create: true}}
+partitions:
+  - {{name: {part}, image: {inmates}/blkcheck.elf, cmdline: "seed=5 loops={loops}", cpus: [0],
+     memory: 16M, devices: [{{type: blk, server: {name}, disk: d, offset: 0, size: 2M}}]}}
+""")
+    return path
+
+
+def running(bulkhead, path):
+    sock = path.parent / "log" / "control.sock"
+    proc = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not sock.exists():
+        time.sleep(0.02)
+    assert sock.exists()
+    return proc, sock
+
+
+def server_pid(bulkhead, sock):
+    return json.loads(ctl(bulkhead, "--socket", sock, "--json", "status").stdout)[
+        "io_servers"][0]["pid"]
+
+
+@pytest.mark.parametrize("policy", ["always", "never"])
+def test_restart_an_io_server(bulkhead, inmates, tmp_path, policy):
+    """`restart SERVER` ends the server and starts a new one at once, whatever its
+    restart policy; the partition's device resumes and its data checks all pass."""
+    proc, sock = running(bulkhead, blk_system(tmp_path, inmates, policy, name="blkio"))
+    pids = [server_pid(bulkhead, sock)]
+    for _ in range(3):
+        time.sleep(0.3)                            # requests in flight
+        r = ctl(bulkhead, "--socket", sock, "restart", "blkio")
+        assert r.returncode == 0, r.stderr
+        assert "restart blkio: done" in r.stdout
+        pids.append(server_pid(bulkhead, sock))
+    out, err = proc.communicate(timeout=120)
+    assert len(set(pids)) == 4, "every restart is a new process"
+    assert proc.returncode == 0, out + err
+    assert "inmate-test: " in out and ", 0 failures" in out
+    evs = [json.loads(l) for l in open(tmp_path / "log" / "events.jsonl")]
+    ops = [e for e in evs if e["event"] == "operator_restart"]
+    assert [e["server"] for e in ops] == ["blkio"] * 3
+    exits = [e for e in evs if e["event"] == "server_exit" and e.get("reason") == "operator"]
+    assert len(exits) == 3 and all(e["expected"] for e in exits)
+    assert len([e for e in evs if e["event"] == "server_restart"]) == 3
+    assert not [e for e in evs if e["event"] == "server_failed"]
+    assert not [e for e in evs if e.get("state") == "needs_reset"]
+
+
+def test_restart_a_name_both_kinds_have(bulkhead, inmates, tmp_path):
+    proc, sock = running(bulkhead, blk_system(tmp_path, inmates, "always", name="x",
+                                              part="x", loops=200))
+    try:
+        r = ctl(bulkhead, "--socket", sock, "restart", "x")
+        assert r.returncode == 1
+        assert ("'x' names both a partition and an I/O server: say 'restart partition x' "
+                "or 'restart server x'") in r.stderr
+        pid = server_pid(bulkhead, sock)
+        r = ctl(bulkhead, "--socket", sock, "restart", "server", "x")
+        assert r.returncode == 0 and "restart server x: done" in r.stdout
+        assert server_pid(bulkhead, sock) not in (pid, None)
+        r = ctl(bulkhead, "--socket", sock, "stop", "server")
+        assert r.returncode == 1 and "no such partition 'server'" in r.stderr
+    finally:
+        proc.send_signal(15)
+        proc.communicate(timeout=60)
+
+
+@pytest.fixture
+def echo_system(bulkhead, inmates, tmp_path):
+    """'e' echoes the lines its UART receives (wdog echo-uart); 'a' never ends."""
+    path = tmp_path / "echo.yaml"
+    path.write_text(f"""system: {{name: echo, cpus: [0, 1], log_dir: {tmp_path}/log}}
+partitions:
+  - {{name: e, image: {inmates}/wdog.elf, cmdline: "echo-uart", cpus: [0], memory: 4M}}
+  - {{name: a, image: {inmates}/faults.elf, cmdline: "hang", cpus: [1], memory: 4M}}
+""")
+    proc, sock = running(bulkhead, path)
+    log = tmp_path / "log" / "e.console.log"
+    deadline = time.time() + 20
+    while time.time() < deadline and "waiting for input" not in log.read_text():
+        time.sleep(0.02)
+    yield sock, log, proc
+    if proc.poll() is None:
+        proc.terminate()
+    proc.communicate(timeout=20)
+
+
+def test_console_send(bulkhead, echo_system):
+    sock, log, proc = echo_system
+    r = ctl(bulkhead, "--socket", sock, "console", "e", "--send", "hello, partition")
+    assert r.returncode == 0 and r.stdout == "", r.stderr
+    long = "x" * 1500                              # more than one request's worth
+    assert ctl(bulkhead, "--socket", sock, "console", "e", "--send", long).returncode == 0
+    assert ctl(bulkhead, "--socket", sock, "console", "e", "--send", "exit").returncode == 0
+    deadline = time.time() + 20
+    while time.time() < deadline and "wdog: echo 'exit'" not in log.read_text():
+        time.sleep(0.05)
+    lines = log.read_text().splitlines()
+    assert lines[1].startswith("wdog: echo 'hello, partition' (")
+    assert lines[2].startswith(f"wdog: echo '{long[:127]}' (")   # it keeps 127 bytes a line
+    assert lines[3].startswith("wdog: echo 'exit' (")
+    assert wait_state(bulkhead, sock, "e", "stopped")["exit_status"] == 0
+
+
+def test_console_stdin_goes_to_the_uart(bulkhead, echo_system):
+    sock, log, proc = echo_system
+    con = subprocess.Popen([bulkhead, "ctl", "--socket", sock, "console", "e"],
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    con.stdin.write("first line\nsecond\n")
+    con.stdin.flush()
+    seen = [con.stdout.readline().strip() for _ in range(2)]
+    assert seen[0].startswith("wdog: echo 'first line' (")
+    assert seen[1].startswith("wdog: echo 'second' (")
+    con.stdin.write("exit\n")
+    con.stdin.close()                              # the stream goes on after stdin ends
+    assert con.stdout.readline().startswith("wdog: echo 'exit'")
+    con.kill()
+    con.wait()
+
+
+def test_console_input_errors(bulkhead, echo_system):
+    sock, log, proc = echo_system
+    r = ctl(bulkhead, "--socket", sock, "console", "nosuch", "--send", "x")
+    assert r.returncode == 1 and "no such partition 'nosuch'" in r.stderr
+    r = ctl(bulkhead, "--socket", sock, "status", "--send", "x")
+    assert r.returncode == 2 and "--send goes with 'console PARTITION'" in r.stderr
+    assert ctl(bulkhead, "--socket", sock, "stop", "a").returncode == 0
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        r = ctl(bulkhead, "--socket", sock, "console", "a", "--send", "x")
+        if r.returncode:
+            break
+        time.sleep(0.05)
+    assert r.returncode == 1 and "partition 'a' is not running" in r.stderr

@@ -322,3 +322,15 @@ def test_run_refuses_console_devices_for_qemu(bulkhead, kernel, tmp_path):
     assert "partition 'lx': console devices cannot be served to 'engine: qemu' partitions" \
         in r.stderr
     assert r.stdout == ""
+
+
+def test_run_refuses_net_devices_for_qemu(bulkhead, kernel, tmp_path):
+    path = write_system(tmp_path, [linux("lx", kernel, "true",
+                                         devices=["{type: net, network: lan0}"])],
+                        servers="io_servers:\n  - {name: sw, class: net}\n"
+                                "networks:\n  - {name: lan0, server: sw}\n")
+    r = run(bulkhead, path, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "partition 'lx': net devices for 'engine: qemu' partitions are not supported yet" \
+        in r.stderr
+    assert r.stdout == ""

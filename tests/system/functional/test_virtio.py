@@ -785,7 +785,7 @@ def test_help_describes_device(bulkhead):
 
 
 @pytest.mark.parametrize("arg,message", [
-    ("disk,slot=3,socket=/x", "TYPE must be blk, console or rng"),
+    ("disk,slot=3,socket=/x", "TYPE must be blk, console, net or rng"),
     ("blk,socket=/x", "slot=N is required"),
     ("blk,slot=0,socket=/x", "slot must be 1 to 31"),
     ("blk,slot=32,socket=/x", "slot must be 1 to 31"),

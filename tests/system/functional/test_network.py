@@ -1,0 +1,169 @@
+"""Partitions on networks under `bulkhead run`: the net I/O server switching frames
+between the net inmates (netping, netperf, netecho), its policy (anti-spoofing, rate
+limits, separate networks) and a TAP uplink reached from a network namespace."""
+import shutil
+import subprocess
+import sys
+import pathlib
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import netsys  # noqa: E402
+from netsys import Partition  # noqa: E402
+
+A_IP, B_IP = "10.0.0.1", "10.0.0.2"
+
+
+def ping_pair(inmates, isolation, size, count):
+    return [
+        Partition("pinger", inmates / "netping.elf",
+                  f"ip={A_IP}/24 peer={B_IP} count={count} size={size}",
+                  [{"network": "lan0"}], cpu=0, isolation=isolation),
+        Partition("echoer", inmates / "netecho.elf",
+                  f"ip={B_IP}/24 exit-after={count} idle-exit=10000",
+                  [{"network": "lan0"}], cpu=1, isolation=isolation),
+    ]
+
+
+@pytest.mark.parametrize("isolation", ["window", "shared"])
+@pytest.mark.parametrize("size", [56, 1000, 1472])
+def test_ping_without_loss(bulkhead, inmates, tmp_path, isolation, size):
+    count = 1000
+    r = netsys.run(bulkhead, tmp_path, netsys.system_yaml(
+        "ping", "logs", ping_pair(inmates, isolation, size, count)))
+    assert r.returncode == 0, r.describe()
+    ping = r.ping("pinger")
+    assert ping is not None, r.describe()
+    assert (ping["sent"], ping["received"], ping["lost"]) == (count, count, 0), r.describe()
+    c = r.counters("pinger")
+    # Every request crossed the switch once and every reply came back: nothing dropped.
+    assert c["tx_frames"] >= count and c["rx_frames"] >= count, c
+    assert all(v == 0 for k, v in c.items() if k.startswith("drop_")), c
+
+
+def test_spoofed_frames_dropped_and_counted(bulkhead, inmates, tmp_path):
+    frames = 200
+    parts = [
+        Partition("forger", inmates / "netperf.elf",
+                  f"ip={A_IP}/24 peer={B_IP} size=128 count={frames} "
+                  "src-mac=02:00:00:00:00:99", [{"network": "lan0"}], cpu=0),
+        Partition("victim", inmates / "netecho.elf", f"ip={B_IP}/24 idle-exit=1500",
+                  [{"network": "lan0"}], cpu=1),
+    ]
+    r = netsys.run(bulkhead, tmp_path, netsys.system_yaml("spoof", "logs", parts))
+    assert r.returncode == 0, r.describe()
+    c = r.counters("forger")
+    # Frames with the forged source (the end markers too) never left the forger's port.
+    assert c["drop_spoof"] >= frames, c
+    assert c["tx_frames"] == 0, c
+    assert r.counters("victim").get("rx_frames", 0) == 0, r.counters("victim")
+    assert "stream" not in r.console("victim"), r.console("victim")
+
+
+def test_networks_are_separate(bulkhead, inmates, tmp_path):
+    parts = [
+        Partition("lan1-host", inmates / "netping.elf",
+                  f"ip={A_IP}/24 peer={B_IP} count=5 timeout=200 arp-wait=1000",
+                  [{"network": "lan1"}], cpu=0),
+        Partition("lan0-host", inmates / "netecho.elf", f"ip={B_IP}/24 idle-exit=3000",
+                  [{"network": "lan0"}], cpu=1),
+    ]
+    r = netsys.run(bulkhead, tmp_path, netsys.system_yaml(
+        "separate", "logs", parts, networks=("lan0", "lan1")))
+    # B_IP is on lan0: from lan1 its address never resolves.
+    assert f"netping: cannot resolve {B_IP}" in r.console("lan1-host"), r.describe()
+    # The ARP requests flooded lan1 only: nobody on lan0 saw a frame.
+    assert r.counters("lan1-host")["tx_frames"] > 0
+    assert r.counters("lan0-host").get("rx_frames", 0) == 0, r.counters("lan0-host")
+
+
+def test_rate_limit_holds_within_ten_percent(bulkhead, inmates, tmp_path):
+    # 1 MiB/s, not the 10 MB/s one would like: a bare-metal guest on this nested KVM
+    # sends at most 3 to 4.5 MB/s (docs/benchmarks.md), and a limit it cannot reach
+    # tests nothing. The unit tests check the token bucket at any rate.
+    rate = 1 << 20
+    parts = [
+        Partition("sender", inmates / "netperf.elf",
+                  f"ip={A_IP}/24 peer={B_IP} size=1514 duration=2000",
+                  [{"network": "lan0", "rate": "{bytes_per_sec: 1M}"}], cpu=0),
+        Partition("sink", inmates / "netecho.elf", f"ip={B_IP}/24 idle-exit=2000",
+                  [{"network": "lan0"}], cpu=1),
+    ]
+    r = netsys.run(bulkhead, tmp_path, netsys.system_yaml("rate", "logs", parts))
+    assert r.returncode == 0, r.describe()
+    streams = r.streams("sink")
+    assert len(streams) == 1, r.describe()
+    s = streams[0]
+    assert s["lost"] == 0, s
+    # Delayed, never dropped: the limit shows as the receiver's byte rate.
+    measured = s["bytes"] / (s["us"] / 1e6)
+    assert 0.9 * rate <= measured <= 1.1 * rate, (measured, rate, s)
+    assert r.counters("sender").get("drop_rate", 0) == 0
+
+
+def ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+@pytest.fixture
+def uplink_net():
+    """A TAP bridged to a veth whose other end is in a network namespace: the host side
+    of the network at 10.0.0.254."""
+    tag = f"bh{int(time.time() * 1000) % 100000}"
+    ns, tap, br, veth = f"{tag}ns", f"{tag}t", f"{tag}b", f"{tag}v"
+    ip("tuntap", "add", "dev", tap, "mode", "tap")
+    ip("link", "add", br, "type", "bridge")
+    ip("netns", "add", ns)
+    ip("link", "add", veth, "type", "veth", "peer", "name", f"{veth}p")
+    ip("link", "set", f"{veth}p", "netns", ns)
+    ip("link", "set", tap, "master", br)
+    ip("link", "set", veth, "master", br)
+    for dev in (tap, br, veth):
+        ip("link", "set", dev, "up")
+    ip("netns", "exec", ns, "ip", "addr", "add", "10.0.0.254/24", "dev", f"{veth}p")
+    ip("netns", "exec", ns, "ip", "link", "set", f"{veth}p", "up")
+    ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+    try:
+        yield ns, tap
+    finally:
+        ip("netns", "del", ns, check=False)
+        for dev in (veth, br, tap):
+            ip("link", "del", dev, check=False)
+
+
+def test_host_reaches_partition_through_tap_uplink(bulkhead, inmates, tmp_path, uplink_net):
+    ns, tap = uplink_net
+    assert shutil.which("ping"), "ping (iputils-ping) is missing: run 'make deps'"
+    parts = [Partition("server", inmates / "netecho.elf", f"ip={B_IP}/24 exit-after=20",
+                       [{"network": "lan0"}], cpu=1)]
+    path = tmp_path / "system.yaml"
+    path.write_text(netsys.system_yaml("uplink", "logs", parts, uplinks={"lan0": tap}))
+    run = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        ping = subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "20", "-i", "0.05",
+                               "-W", "5", B_IP], capture_output=True, text=True, timeout=60)
+        out, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert " 0% packet loss" in ping.stdout, (ping.stdout, ping.stderr, out, err)
+    assert run.returncode == 0, (out, err)
+    r = netsys.Result(subprocess.CompletedProcess(run.args, run.returncode, out, err),
+                      tmp_path / "logs")
+    assert r.counters("server")["rx_frames"] >= 20
+
+
+def test_uplink_that_is_not_a_tap_is_refused(bulkhead, inmates, tmp_path):
+    # 'lo' exists and is no TAP: the supervisor cannot attach to it and says so before
+    # any partition starts.
+    parts = [Partition("server", inmates / "netecho.elf", f"ip={B_IP}/24 idle-exit=100",
+                       [{"network": "lan0"}], cpu=1)]
+    r = netsys.run(bulkhead, tmp_path, netsys.system_yaml("notap", "logs", parts,
+                                                          uplinks={"lan0": "lo"}))
+    assert r.returncode == 2, r.describe()
+    assert "network 'lan0': uplink tap 'lo':" in r.stderr, r.stderr
+    assert not any(e["event"] == "partition_start" for e in r.events())
