@@ -198,11 +198,15 @@ static json_t *status(struct sup *s)
 		json_array_append_new(parts, partition_status(&s->parts[i]));
 	for (unsigned i = 0; i < s->nservers; i++) {
 		const struct sup_server *v = &s->servers[i];
-		json_array_append_new(servers, json_pack("{s:s, s:s, s:s, s:o, s:i}",
+		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:i, s:i}",
 			"name", v->cfg->name, "class", bh_class_names[v->cfg->class],
-			"state", v->pid > 0 ? "running" : "stopped",
+			"state", v->pid > 0 ? "running" : v->failed ? "failed" : "stopped",
 			"pid", v->pid > 0 ? json_integer(v->pid) : json_null(),
-			"connections", (int)v->nconns));
+			"connections", (int)v->nconns, "restarts", (int)v->restarts);
+
+		if (v->cfg->class == BH_CLASS_NET)
+			json_object_set_new(o, "ports", sup_counters_json(v));
+		json_array_append_new(servers, o);
 	}
 	return json_pack("{s:b, s:s, s:I, s:o, s:o}", "ok", 1, "system", s->sys->name,
 			 "uptime_ms", (json_int_t)ms_since(&s->t0), "partitions", parts,

@@ -146,6 +146,37 @@ static void print_cpus(json_t *cpus, char *buf, size_t len)
 					 (long long)json_integer_value(c));
 }
 
+static long long count(json_t *port, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(port, key));
+}
+
+/* A net server's ports: traffic as the guest sees it, drops by reason. */
+static void print_ports(json_t *server)
+{
+	json_t *ports = json_object_get(server, "ports"), *port;
+	size_t i;
+
+	if (!json_array_size(ports))
+		return;
+	printf("\n%-22s %-8s %10s %12s %10s %12s  %s\n", "PORT", "NETWORK", "RX FRAMES",
+	       "RX BYTES", "TX FRAMES", "TX BYTES", "DROPS spoof/rate/no-buffer/oversize/malformed");
+	json_array_foreach(ports, i, port) {
+		char who[64];
+
+		if (json_object_get(port, "uplink"))
+			snprintf(who, sizeof(who), "uplink %s", str_or(json_object_get(port, "uplink"), "?"));
+		else
+			snprintf(who, sizeof(who), "%s/%lld", str_or(json_object_get(port, "partition"), "?"),
+				 count(port, "device"));
+		printf("%-22s %-8s %10lld %12lld %10lld %12lld  %lld/%lld/%lld/%lld/%lld\n", who,
+		       str_or(json_object_get(port, "network"), "?"), count(port, "rx_frames"),
+		       count(port, "rx_bytes"), count(port, "tx_frames"), count(port, "tx_bytes"),
+		       count(port, "drop_spoof"), count(port, "drop_rate"), count(port, "drop_no_buffer"),
+		       count(port, "drop_oversize"), count(port, "drop_malformed"));
+	}
+}
+
 static void print_status(json_t *r)
 {
 	json_t *parts = json_object_get(r, "partitions"), *servers = json_object_get(r, "io_servers");
@@ -175,12 +206,16 @@ static void print_status(json_t *r)
 	}
 	if (!json_array_size(servers))
 		return;
-	printf("\n%-16s %-8s %-8s %8s %12s\n", "I/O SERVER", "CLASS", "STATE", "PID", "CONNECTIONS");
+	printf("\n%-16s %-8s %-8s %8s %12s %8s\n", "I/O SERVER", "CLASS", "STATE", "PID",
+	       "CONNECTIONS", "RESTARTS");
 	json_array_foreach(servers, i, p)
-		printf("%-16s %-8s %-8s %8lld %12lld\n", str_or(json_object_get(p, "name"), "?"),
+		printf("%-16s %-8s %-8s %8lld %12lld %8lld\n", str_or(json_object_get(p, "name"), "?"),
 		       str_or(json_object_get(p, "class"), "?"), str_or(json_object_get(p, "state"), "?"),
 		       (long long)json_integer_value(json_object_get(p, "pid")),
-		       (long long)json_integer_value(json_object_get(p, "connections")));
+		       (long long)json_integer_value(json_object_get(p, "connections")),
+		       (long long)json_integer_value(json_object_get(p, "restarts")));
+	json_array_foreach(servers, i, p)
+		print_ports(p);
 }
 
 /* A streamed line, readable: "12.3 ms  fault  partition=p kind=violation ...". */

@@ -1,7 +1,10 @@
 """Partitions on networks under `bulkhead run`: the net I/O server switching frames
 between the net inmates (netping, netperf, netecho), its policy (anti-spoofing, rate
 limits, separate networks) and a TAP uplink reached from a network namespace."""
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import pathlib
@@ -167,3 +170,88 @@ def test_uplink_that_is_not_a_tap_is_refused(bulkhead, inmates, tmp_path):
     assert r.returncode == 2, r.describe()
     assert "network 'lan0': uplink tap 'lo':" in r.stderr, r.stderr
     assert not any(e["event"] == "partition_start" for e in r.events())
+
+
+def wait_event(log_dir, pred, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        r = netsys.Result(subprocess.CompletedProcess([], 0, "", ""), log_dir)
+        for e in r.events():
+            if pred(e):
+                return e
+        time.sleep(0.05)
+    raise AssertionError(f"no such event in {log_dir}/events.jsonl")
+
+
+def ctl(bulkhead, system, *args):
+    return subprocess.run([bulkhead, "ctl", "--system", str(system), *args],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_status_shows_port_counters(bulkhead, inmates, tmp_path):
+    parts = [
+        Partition("pinger", inmates / "netping.elf",
+                  f"ip={A_IP}/24 peer={B_IP} count=50 size=100", [{"network": "lan0"}], cpu=0),
+        Partition("echoer", inmates / "netecho.elf", f"ip={B_IP}/24 idle-exit=4000",
+                  [{"network": "lan0"}], cpu=1),
+    ]
+    path = tmp_path / "system.yaml"
+    path.write_text(netsys.system_yaml("status", "logs", parts))
+    run = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        wait_event(tmp_path / "logs", lambda e: e["event"] == "exit" and
+                   e.get("partition") == "pinger")
+        # Reports come at most once a second while counters change.
+        time.sleep(1.5)
+        r = ctl(bulkhead, path, "--json", "status")
+        table = ctl(bulkhead, path, "status")
+    finally:
+        run.terminate()
+        run.communicate(timeout=30)
+    assert r.returncode == 0, r.stderr
+    server = json.loads(r.stdout)["io_servers"][0]
+    ports = {p["partition"]: p for p in server["ports"]}
+    assert ports["echoer"]["rx_frames"] >= 50 and ports["echoer"]["tx_frames"] >= 50, ports
+    assert ports["echoer"]["network"] == "lan0" and ports["echoer"]["drop_spoof"] == 0
+    assert table.returncode == 0 and "echoer/0" in table.stdout and "RX FRAMES" in table.stdout
+
+
+@pytest.mark.parametrize("isolation", ["window", "shared"])
+def test_net_server_killed_during_pings(bulkhead, inmates, tmp_path, isolation):
+    """kill -9 of the net server while pings flow: it is restarted, the devices pause
+    and resume without a reset, and the pings lost are few and reported."""
+    count = 600
+    parts = [
+        Partition("pinger", inmates / "netping.elf",
+                  f"ip={A_IP}/24 peer={B_IP} count={count} size=56 timeout=300",
+                  [{"network": "lan0"}], cpu=0, isolation=isolation),
+        Partition("echoer", inmates / "netecho.elf", f"ip={B_IP}/24 idle-exit=5000",
+                  [{"network": "lan0"}], cpu=1, isolation=isolation),
+    ]
+    path = tmp_path / "system.yaml"
+    path.write_text(netsys.system_yaml("kill", "logs", parts))
+    run = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        start = wait_event(tmp_path / "logs", lambda e: e["event"] == "server_start")
+        time.sleep(0.8)
+        os.kill(start["pid"], signal.SIGKILL)
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    r = netsys.Result(subprocess.CompletedProcess(run.args, run.returncode, out, err),
+                      tmp_path / "logs")
+    ev = r.events()
+    assert any(e["event"] == "server_restart" for e in ev), r.describe()
+    ping = r.ping("pinger")
+    assert ping is not None, r.describe()
+    assert ping["sent"] == count, ping
+    # A frame in the server when it died is lost at most once per direction.
+    assert ping["lost"] <= 2, (ping, r.console("pinger"))
+    assert not any(e["event"] == "device" and e.get("state") in ("needs_reset", "failed")
+                   for e in ev), [e for e in ev if e["event"] == "device"]
+    resumed = {e["partition"] for e in ev if e["event"] == "device" and
+               e.get("state") == "reconnected"}
+    assert resumed == {"pinger", "echoer"}, [e for e in ev if e["event"] == "device"]
