@@ -52,7 +52,7 @@ def stream(tmp, isolation, size):
     r = run_system(tmp, "netbench-stream", [
         Partition("a", INMATES / "netperf.elf", f"ip=10.0.0.1/24 peer=10.0.0.2 size={size} "
                   f"duration={MS}", [{"network": "lan0"}], cpu=0, isolation=isolation),
-        Partition("b", INMATES / "netecho.elf", "ip=10.0.0.2/24 idle-exit=1500",
+        Partition("b", INMATES / "netecho.elf", "ip=10.0.0.2/24 streams=1 idle-exit=20000",
                   [{"network": "lan0"}], cpu=1, isolation=isolation)])
     s = r.streams("b")[0]
     return s["fps"], s["mbps"], s["lost"]

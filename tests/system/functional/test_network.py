@@ -91,7 +91,7 @@ def test_rate_limit_holds_within_ten_percent(bulkhead, inmates, tmp_path):
         Partition("sender", inmates / "netperf.elf",
                   f"ip={A_IP}/24 peer={B_IP} size=1514 duration=2000",
                   [{"network": "lan0", "rate": "{bytes_per_sec: 1M}"}], cpu=0),
-        Partition("sink", inmates / "netecho.elf", f"ip={B_IP}/24 idle-exit=2000",
+        Partition("sink", inmates / "netecho.elf", f"ip={B_IP}/24 streams=1 idle-exit=20000",
                   [{"network": "lan0"}], cpu=1),
     ]
     r = netsys.run(bulkhead, tmp_path, netsys.system_yaml("rate", "logs", parts))
