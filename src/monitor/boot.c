@@ -1,6 +1,7 @@
 /*
  * Boot of a bare-metal image: read the ELF file, load its segments into low RAM above
- * the boot area, and fill the boot information page the guest finds through RDI.
+ * the boot area, and fill the boot information page the guest finds through RDI. A
+ * Linux kernel is read here too and loaded by boot_linux.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,7 @@
 #include "common/elf.h"
 #include "monitor/mon.h"
 
-#define BOOT_IMAGE_MAX (1ULL << 30)    /* a bare-metal image larger than this is a mistake */
+#define BOOT_IMAGE_MAX (1ULL << 30)    /* an image or initrd larger than this is a mistake */
 
 static int boot_read_file(const char *path, uint8_t **bufp, size_t *lenp)
 {
@@ -62,27 +63,43 @@ int mon_boot_read(struct mon *m, const char **why)
 	int ret;
 
 	*why = NULL;
-	ret = boot_read_file(m->opt->image, &m->img, &m->img_len);
+	ret = boot_read_file(m->opt->kernel ? m->opt->kernel : m->opt->image, &m->img,
+			     &m->img_len);
 	if (ret == -EINVAL)
 		*why = "not a regular file";
-	else if (!ret)
+	else if (!ret && !m->opt->kernel)
 		ret = elf_validate(m->img, m->img_len, why);
+	return ret;
+}
+
+int mon_boot_read_initrd(struct mon *m, const char **why)
+{
+	int ret;
+
+	*why = NULL;
+	if (!m->opt->initrd)
+		return 0;
+	ret = boot_read_file(m->opt->initrd, &m->initrd, &m->initrd_len);
+	if (ret == -EINVAL)
+		*why = "not a regular file";
 	return ret;
 }
 
 void mon_boot_free(struct mon *m)
 {
 	free(m->img);
-	m->img = NULL;
-	m->img_len = 0;
+	free(m->initrd);
+	m->img = m->initrd = NULL;
+	m->img_len = m->initrd_len = 0;
 }
 
 /* Copy the segments into low RAM (they may not reach the boot area, the MMIO hole or
  * high RAM) and drop the file. */
 int mon_boot_load(struct mon *m, const char **why)
 {
-	int ret = elf_load(m->img, m->img_len, m->ram, m->low_size, BH_BOOT_AREA_END,
-			   &m->entry, why);
+	int ret = m->opt->kernel ? mon_boot_linux_load(m, why) :
+		  elf_load(m->img, m->img_len, m->ram, m->low_size, BH_BOOT_AREA_END, &m->entry,
+			   why);
 
 	mon_boot_free(m);
 	return ret;

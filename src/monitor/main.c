@@ -29,7 +29,8 @@
 static void mon_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: bulkhead monitor --image PATH --memory SIZE [OPTIONS]\n"
+		"usage: bulkhead monitor (--image PATH | --kernel PATH [--initrd PATH])\n"
+		"                        --memory SIZE [OPTIONS]\n"
 		"\n"
 		"Run one partition: a KVM VM with one vCPU that starts a bare-metal ELF64 x86-64\n"
 		"image directly in long mode. Guest UART output goes to stdout; events go to the\n"
@@ -40,6 +41,11 @@ static void mon_usage(FILE *out)
 		"                    (default: the image file name without its extension)\n"
 		"  --id N            partition index in the system file (default 0)\n"
 		"  --image PATH      ELF64 x86-64 executable, linked at 0x%lx or above\n"
+		"  --kernel PATH     a Linux bzImage (boot protocol 2.12 or later) instead of\n"
+		"                    an image, started at its 64-bit entry; --cmdline is its\n"
+		"                    command line (experimental: needs a KVM that boots\n"
+		"                    Linux, see docs/monitor.md)\n"
+		"  --initrd PATH     the initial ramdisk for --kernel\n"
 		"  --memory SIZE     guest RAM in bytes, or with a K, M or G suffix; a positive\n"
 		"                    multiple of 2 MiB, at most %llu GiB\n"
 		"  --mem-fd FD       use this memfd, exactly SIZE bytes, as guest RAM\n"
@@ -214,7 +220,7 @@ static const char *mon_default_name(const char *image, char *buf, size_t size)
 	return buf;
 }
 
-enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
+enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_KERNEL, OPT_INITRD, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
        OPT_EVENT_FD, OPT_REGION, OPT_DEVICE, OPT_CONTROL_FD, OPT_ON_VIOLATION, OPT_WATCHDOG,
        OPT_ON_WATCHDOG, OPT_HELP };
 
@@ -222,6 +228,8 @@ static const struct option mon_longopts[] = {
 	{ "name",     required_argument, NULL, OPT_NAME },
 	{ "id",       required_argument, NULL, OPT_ID },
 	{ "image",    required_argument, NULL, OPT_IMAGE },
+	{ "kernel",   required_argument, NULL, OPT_KERNEL },
+	{ "initrd",   required_argument, NULL, OPT_INITRD },
 	{ "memory",   required_argument, NULL, OPT_MEMORY },
 	{ "mem-fd",   required_argument, NULL, OPT_MEM_FD },
 	{ "cpus",     required_argument, NULL, OPT_CPUS },
@@ -260,6 +268,12 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 			break;
 		case OPT_IMAGE:
 			o->image = optarg;
+			break;
+		case OPT_KERNEL:
+			o->kernel = optarg;
+			break;
+		case OPT_INITRD:
+			o->initrd = optarg;
 			break;
 		case OPT_MEMORY:
 			if (mon_parse_size(optarg, &o->mem_size))
@@ -342,15 +356,17 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 	}
 	if (optind < argc)
 		return mon_fail(NULL, "unexpected argument '%s' (see --help)", argv[optind]);
-	if (!o->image)
-		return mon_fail(NULL, "--image is required (see --help)");
+	if (!o->image == !o->kernel)
+		return mon_fail(NULL, "one of --image and --kernel is required (see --help)");
+	if (o->initrd && !o->kernel)
+		return mon_fail(NULL, "--initrd goes with --kernel");
 	if (!have_memory)
 		return mon_fail(NULL, "--memory is required (see --help)");
 	if (!o->mem_size || o->mem_size % MON_MEM_ALIGN || o->mem_size > MON_MEM_MAX)
 		return mon_fail(NULL, "--memory: %" PRIu64 " bytes is not a positive multiple "
 				"of 2 MiB up to %llu GiB", o->mem_size, MON_MEM_MAX >> 30);
 	if (!o->name)
-		o->name = mon_default_name(o->image, name_buf, name_size);
+		o->name = mon_default_name(o->image ? o->image : o->kernel, name_buf, name_size);
 	if (!mon_name_ok(o->name))
 		return mon_fail(NULL, "--name: '%s' is not 1 to %d printable ASCII characters",
 				o->name, BH_NAME_MAX);
@@ -361,13 +377,18 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 {
 	const struct mon_options *o = m->opt;
+	const char *boot_what = o->kernel ? "kernel" : "image";
+	const char *boot_file = o->kernel ? o->kernel : o->image;
 	const char *why, *who;
 	int ret;
 
 	ret = mon_boot_read(m, &why);
 	if (ret)
-		return why ? mon_fail(m, "image %s refused: %s", o->image, why)
-			   : mon_fail(m, "image %s: %s", o->image, strerror(-ret));
+		return why ? mon_fail(m, "%s %s refused: %s", boot_what, boot_file, why)
+			   : mon_fail(m, "%s %s: %s", boot_what, boot_file, strerror(-ret));
+	ret = mon_boot_read_initrd(m, &why);
+	if (ret)
+		return mon_fail(m, "initrd %s: %s", o->initrd, why ? why : strerror(-ret));
 	ret = mon_vm_create(m);
 	if (ret)
 		return mon_fail(m, "cannot create the KVM VM: %s", strerror(-ret));
@@ -400,8 +421,9 @@ static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 		return mon_fail(m, "virtio devices: %s: %s", why, strerror(-ret));
 	ret = mon_boot_load(m, &why);
 	if (ret)
-		return mon_fail(m, "image %s refused: %s", o->image, why ? why : strerror(-ret));
-	ret = mon_boot_info(m);
+		return mon_fail(m, "%s %s refused: %s", boot_what, boot_file,
+				why ? why : strerror(-ret));
+	ret = o->kernel ? 0 : mon_boot_info(m);
 	if (!ret)
 		ret = x86_longmode_setup(m);
 	if (ret)

@@ -67,6 +67,8 @@ struct mon_options {
 	const char *name;
 	unsigned    id;
 	const char *image;
+	const char *kernel;       /* --kernel: a Linux bzImage instead of --image */
+	const char *initrd;
 	uint64_t    mem_size;
 	int         mem_fd;       /* -1: the monitor creates its own memfd */
 	const char *cpus;         /* NULL: no pinning */
@@ -106,10 +108,14 @@ struct mon {
 	size_t    run_size;
 	uint64_t  tsc_khz;
 
-	/* the image, read and validated before KVM set-up, dropped once loaded (boot.c) */
+	/* the image (or kernel) and initrd, read and validated before KVM set-up, dropped
+	 * once loaded (boot.c, boot_linux.c) */
 	uint8_t  *img;
 	size_t    img_len;
+	uint8_t  *initrd;
+	size_t    initrd_len;
 	uint64_t  entry;
+	uint64_t  boot_params;    /* Linux: the zero page, for RSI; 0 for a bare-metal image */
 
 	/* devices */
 	struct io_space io;
@@ -152,6 +158,8 @@ void mon_vm_destroy(struct mon *m);
 /* boot.c */
 int mon_boot_read(struct mon *m, const char **why);
 int mon_boot_load(struct mon *m, const char **why);
+int mon_boot_linux_load(struct mon *m, const char **why);
+int mon_boot_read_initrd(struct mon *m, const char **why);
 void mon_boot_free(struct mon *m);
 int mon_boot_info(struct mon *m);
 

@@ -39,12 +39,16 @@
 #define SEG_TYPE_TSS64 0xb             /* busy 64-bit TSS */
 #define SEG_TYPE_LDT   0x2
 
+#define DESC_CODE64    0x00af9b000000ffffull  /* G, L, P, DPL 0, code execute/read accessed */
+#define DESC_DATA      0x00cf93000000ffffull  /* G, D/B, P, DPL 0, data read/write accessed */
+
 /* GDT descriptors matching the segment registers below: null, code64, data. */
-static const uint64_t x86_gdt[] = {
-	0,
-	0x00af9b000000ffffull,   /* 0x08: G, L, P, DPL 0, code execute/read accessed */
-	0x00cf93000000ffffull,   /* 0x10: G, D/B, P, DPL 0, data read/write accessed */
-};
+static const uint64_t x86_gdt[] = { 0, DESC_CODE64, DESC_DATA };
+
+/* Linux's 64-bit boot protocol wants __BOOT_CS = 0x10 and __BOOT_DS = 0x18. */
+#define SEL_LINUX_CODE 0x10
+#define SEL_LINUX_DATA 0x18
+static const uint64_t x86_linux_gdt[] = { 0, 0, DESC_CODE64, DESC_DATA };
 
 /* GiBs mapped: all of 0..4 GiB (RAM, then the MMIO hole, so a stray access exits to
  * the monitor rather than page-faulting), then as many as high RAM and regions need. */
@@ -95,13 +99,15 @@ static int x86_sregs(struct mon *m)
 
 	if (ioctl(m->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
-	x86_segment(&sr.cs, SEL_CODE64, SEG_TYPE_CODE, 1);
-	x86_segment(&sr.ds, SEL_DATA, SEG_TYPE_DATA, 0);
+	bool lx = m->boot_params != 0;
+
+	x86_segment(&sr.cs, lx ? SEL_LINUX_CODE : SEL_CODE64, SEG_TYPE_CODE, 1);
+	x86_segment(&sr.ds, lx ? SEL_LINUX_DATA : SEL_DATA, SEG_TYPE_DATA, 0);
 	sr.es = sr.fs = sr.gs = sr.ss = sr.ds;
 	sr.tr = (struct kvm_segment){ .limit = 0x67, .type = SEG_TYPE_TSS64, .present = 1 };
 	sr.ldt = (struct kvm_segment){ .type = SEG_TYPE_LDT, .present = 1, .unusable = 1 };
 	sr.gdt.base = BH_GDT_ADDR;
-	sr.gdt.limit = sizeof(x86_gdt) - 1;
+	sr.gdt.limit = (lx ? sizeof(x86_linux_gdt) : sizeof(x86_gdt)) - 1;
 	sr.idt.base = 0;
 	sr.idt.limit = 0;       /* no IDT until the guest loads one: an exception triple-faults */
 	sr.cr0 = X86_CR0_PE | X86_CR0_MP | X86_CR0_ET | X86_CR0_NE | X86_CR0_PG;
@@ -115,10 +121,13 @@ static int x86_sregs(struct mon *m)
 
 static int x86_regs(struct mon *m)
 {
+	/* A bare-metal image finds its boot information in RDI, Linux its zero page in
+	 * RSI; both start with interrupts off. */
 	struct kvm_regs r = {
 		.rip = m->entry,
 		.rsp = BH_STACK_TOP,
-		.rdi = BH_BOOTINFO_ADDR,
+		.rdi = m->boot_params ? 0 : BH_BOOTINFO_ADDR,
+		.rsi = m->boot_params,
 		.rflags = X86_RFLAGS_RESERVED,
 	};
 
@@ -127,12 +136,14 @@ static int x86_regs(struct mon *m)
 
 int x86_longmode_setup(struct mon *m)
 {
-	void *gdt = mon_gpa(m, BH_GDT_ADDR, sizeof(x86_gdt));
+	const void *table = m->boot_params ? x86_linux_gdt : x86_gdt;
+	size_t len = m->boot_params ? sizeof(x86_linux_gdt) : sizeof(x86_gdt);
+	void *gdt = mon_gpa(m, BH_GDT_ADDR, len);
 	int ret;
 
 	if (!gdt)
 		return -ENOMEM;
-	memcpy(gdt, x86_gdt, sizeof(x86_gdt));
+	memcpy(gdt, table, len);
 	ret = x86_page_tables(m);
 	if (!ret)
 		ret = x86_sregs(m);

@@ -94,13 +94,16 @@ def test_help_describes_every_option(bulkhead):
     r = subprocess.run([bulkhead, "monitor", "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     assert r.stdout.startswith("usage: bulkhead monitor")
-    for opt in ("--name", "--id", "--image", "--memory", "--mem-fd", "--cpus", "--cmdline",
-                "--event-fd", "--help"):
+    for opt in ("--name", "--id", "--image", "--kernel", "--initrd", "--memory", "--mem-fd",
+                "--cpus", "--cmdline", "--event-fd", "--help"):
         assert opt in r.stdout, opt
 
 
 @pytest.mark.parametrize("args,message", [
-    ([], "--image is required"),
+    ([], "one of --image and --kernel is required"),
+    (["--image", "x.elf", "--kernel", "bz", "--memory", "2M"],
+     "one of --image and --kernel is required"),
+    (["--image", "x.elf", "--initrd", "rd", "--memory", "2M"], "--initrd goes with --kernel"),
     (["--image", "x.elf"], "--memory is required"),
     (["--image", "x.elf", "--memory", "3M"], "multiple of 2 MiB"),
     (["--image", "x.elf", "--memory", "0"], "positive multiple of 2 MiB"),
@@ -123,6 +126,60 @@ def test_missing_image_file(bulkhead, tmp_path):
     assert r.rc == 2
     assert "bulkhead monitor: p: image" in r.err and "No such file" in r.err
     assert r.kinds() == ["error"]
+
+
+def bzimage(version=0x020F, xloadflags=0x7F, loadflags=0x01, length=64 * 1024,
+            cmdline_size=2047):
+    """A bzImage's setup header and nothing worth running behind it."""
+    img = bytearray(length)
+    img[0x1F1] = 27
+    struct.pack_into("<H", img, 0x1FE, 0xAA55)
+    img[0x200:0x202] = b"\xeb\x6a"
+    img[0x202:0x206] = b"HdrS"
+    struct.pack_into("<H", img, 0x206, version)
+    img[0x211] = loadflags
+    struct.pack_into("<IIB", img, 0x22C, 0x7FFFFFFF, 2 << 20, 1)
+    struct.pack_into("<HI", img, 0x236, xloadflags, cmdline_size)
+    struct.pack_into("<QI", img, 0x258, 16 << 20, 48 << 20)
+    return bytes(img)
+
+
+def kernel_monitor(bulkhead, kernel, *args, memory="128M"):
+    return subprocess.run([bulkhead, "monitor", "--name", "lx", "--kernel", str(kernel),
+                           "--memory", memory, *args], capture_output=True, text=True,
+                          timeout=30)
+
+
+@pytest.mark.parametrize("image,memory,message", [
+    (b"\x7fELF" + bytes(4096), "128M", "not a bzImage"),
+    (bzimage(version=0x020B), "128M", "boot protocol older than 2.12"),
+    (bzimage(xloadflags=0), "128M", "not a 64-bit kernel"),
+    (bzimage(loadflags=0), "128M", "not a bzImage (a zImage loads low)"),
+    (bzimage(length=28 * 512), "128M", "image is truncated"),
+    (bzimage(), "32M", "too little memory below 3 GiB for the kernel"),
+], ids=["elf", "old-protocol", "32-bit", "zimage", "truncated", "too-little-memory"])
+def test_bad_kernel_is_refused(bulkhead, tmp_path, image, memory, message):
+    path = tmp_path / "bzImage"
+    path.write_bytes(image)
+    r = kernel_monitor(bulkhead, path, memory=memory)
+    assert r.returncode == 2, r.stderr
+    assert f"bulkhead monitor: lx: kernel {path} refused: {message}" in r.stderr, r.stderr
+
+
+def test_kernel_initrd_problems_are_named(bulkhead, tmp_path):
+    path = tmp_path / "bzImage"
+    path.write_bytes(bzimage())
+    r = kernel_monitor(bulkhead, path, "--initrd", str(tmp_path / "none"))
+    assert r.returncode == 2 and "initrd " in r.stderr and "No such file" in r.stderr
+    big = tmp_path / "initrd"
+    with open(big, "wb") as f:
+        f.truncate(100 << 20)
+    r = kernel_monitor(bulkhead, path, "--initrd", str(big))
+    assert r.returncode == 2, r.stderr
+    assert "too little memory for the initrd" in r.stderr
+    path.write_bytes(bzimage(cmdline_size=100))
+    r = kernel_monitor(bulkhead, path, "--cmdline", "x" * 101)
+    assert r.returncode == 2 and "command line is longer than the kernel accepts" in r.stderr
 
 
 # --- the inmates --------------------------------------------------------------------
