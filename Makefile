@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 PYTHON     ?= /usr/bin/python3
 BULKHEAD    = $(BUILD)/bulkhead
 
-.PHONY: all deps bulkhead inmates asan check unit-check system-check demo bench fuzz clean guest
+.PHONY: all deps bulkhead inmates asan check unit-check system-check demo bench fuzz clean guest rig
 
 all: bulkhead inmates
 
@@ -48,6 +48,13 @@ bench: all
 # does nothing when up to date. See docs/guest.md.
 guest: | deps
 	@$(PYTHON) guest/build.py --out $(abspath $(BUILD))/guest
+
+# The rig: a QEMU-TCG machine (-cpu max) whose /dev/kvm is KVM on emulated SVM, with
+# bulkhead, the inmates and the guest image inside; rig/run.py SYSTEM.yaml runs a system
+# there. Does nothing when up to date. See docs/rig.md.
+rig: all guest
+	@$(PYTHON) rig/build.py --out $(abspath $(BUILD))/rig --bulkhead $(abspath $(BULKHEAD)) \
+		--inmates $(abspath $(BUILD))/inmates --guest $(abspath $(BUILD))/guest
 
 build-fuzz/build.ninja: | deps
 	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null

@@ -34,13 +34,16 @@ GUEST_LIBDIR = "lib/x86_64-linux-gnu"
 # Bumped when the image layout changes in a way the input hashes would not show.
 FORMAT = "1"
 
+# What say() and die() print first; rig/build.py, which imports these helpers, sets "rig".
+PREFIX = "guest"
+
 
 def say(msg):
-    print(f"guest: {msg}", flush=True)
+    print(f"{PREFIX}: {msg}", flush=True)
 
 
 def die(msg):
-    print(f"guest: error: {msg}", file=sys.stderr)
+    print(f"{PREFIX}: error: {msg}", file=sys.stderr)
     sys.exit(1)
 
 
@@ -162,8 +165,9 @@ def extract(files, tree):
     return roots
 
 
-def kernel_modules(kroot):
-    """(kernel release, [module paths relative to lib/modules/REL, in load order])."""
+def kernel_modules(kroot, modules=MODULES):
+    """(kernel release, [module paths relative to lib/modules/REL, in load order], their
+    modules.dep entries) for MODULES and everything they depend on."""
     rels = sorted((kroot / "lib/modules").iterdir())
     if len(rels) != 1:
         die(f"expected one kernel release in the kernel package, found {len(rels)}")
@@ -190,7 +194,7 @@ def kernel_modules(kroot):
             visit(d)
         order.append(mod)
 
-    for name in MODULES:
+    for name in modules:
         key = name.replace("-", "_")
         if key in by_name:
             visit(by_name[key])
