@@ -37,17 +37,17 @@ const char *vring_error_name(enum vring_error e)
 
 size_t vring_desc_size(uint16_t num)
 {
-	return sizeof(struct vring_desc) * (size_t)num;
+	return sizeof(struct virtq_desc) * (size_t)num;
 }
 
 size_t vring_avail_size(uint16_t num)
 {
-	return sizeof(struct vring_avail) + sizeof(uint16_t) * (size_t)num + sizeof(uint16_t);
+	return sizeof(struct virtq_avail) + sizeof(uint16_t) * (size_t)num + sizeof(uint16_t);
 }
 
 size_t vring_used_size(uint16_t num)
 {
-	return sizeof(struct vring_used) + sizeof(struct vring_used_elem) * (size_t)num +
+	return sizeof(struct virtq_used) + sizeof(struct virtq_used_elem) * (size_t)num +
 	       sizeof(uint16_t);
 }
 
@@ -80,14 +80,14 @@ int vring_init(struct vring *vr, uint16_t num, uint64_t desc, uint64_t avail, ui
 	       vring_translate_fn translate, void *opaque)
 {
 	memset(vr, 0, sizeof(*vr));
-	if (!translate || num == 0 || (num & (num - 1)) || num > VRING_MAX_SIZE)
+	if (!translate || num == 0 || (num & (num - 1)) || num > VIRTQ_MAX_SIZE)
 		return -EINVAL;
 	vr->num = num;
 	vr->translate = translate;
 	vr->opaque = opaque;
-	vr->desc = vring_map_part(vr, desc, vring_desc_size(num), 16, false);
-	vr->avail = vring_map_part(vr, avail, vring_avail_size(num), 2, false);
-	vr->used = vring_map_part(vr, used, vring_used_size(num), 4, true);
+	vr->desc = vring_map_part(vr, desc, vring_desc_size(num), VIRTQ_DESC_ALIGN, false);
+	vr->avail = vring_map_part(vr, avail, vring_avail_size(num), VIRTQ_AVAIL_ALIGN, false);
+	vr->used = vring_map_part(vr, used, vring_used_size(num), VIRTQ_USED_ALIGN, true);
 	if (!vr->desc || !vr->avail || !vr->used) {
 		memset(vr, 0, sizeof(*vr));
 		return -EINVAL;
@@ -97,7 +97,7 @@ int vring_init(struct vring *vr, uint16_t num, uint64_t desc, uint64_t avail, ui
 
 /* One descriptor, copied out of shared memory (any alignment: indirect tables may sit
  * anywhere); the barrier keeps the compiler from going back to the original. */
-static void vring_read_desc(const struct vring_desc *table, uint32_t idx, struct vring_desc *d)
+static void vring_read_desc(const struct virtq_desc *table, uint32_t idx, struct virtq_desc *d)
 {
 	memcpy(d, (const char *)table + (size_t)idx * sizeof(*d), sizeof(*d));
 	VR_COMPILER_BARRIER();
@@ -106,7 +106,7 @@ static void vring_read_desc(const struct vring_desc *table, uint32_t idx, struct
 /* Where the walk is: the table it reads (the ring's or an indirect one), the table's
  * size, and what it has seen so far. */
 struct vring_walk {
-	const struct vring_desc *table;
+	const struct virtq_desc *table;
 	uint32_t size;
 	bool indirect;
 	bool seen_write;
@@ -116,15 +116,16 @@ struct vring_walk {
 
 /* Switches the walk to the indirect table that d points to. */
 static enum vring_error vring_enter_indirect(struct vring *vr, struct vring_walk *w,
-					     const struct vring_desc *d)
+					     const struct virtq_desc *d)
 {
 	const void *table;
 
-	if (!vr->indirect || w->indirect || (d->flags & VRING_DESC_F_NEXT))
+	if (!vr->indirect || w->indirect || (d->flags & VIRTQ_DESC_F_NEXT))
 		return VRING_BAD_INDIRECT;
 	if (d->len == 0)
 		return VRING_BAD_LEN;
-	if (d->len % sizeof(struct vring_desc))
+	if (d->len % sizeof(struct virtq_desc) ||
+	    d->len / sizeof(struct virtq_desc) > VRING_MAX_INDIRECT)
 		return VRING_BAD_INDIRECT;
 	if (d->addr + d->len < d->addr)
 		return VRING_BAD_LEN;
@@ -132,16 +133,16 @@ static enum vring_error vring_enter_indirect(struct vring *vr, struct vring_walk
 	if (!table)
 		return VRING_BAD_ADDR;
 	w->table = table;
-	w->size = d->len / sizeof(struct vring_desc);
+	w->size = d->len / sizeof(struct virtq_desc);
 	w->indirect = true;
 	return VRING_OK;
 }
 
 /* Adds one buffer descriptor to the chain. */
 static enum vring_error vring_add_buffer(struct vring *vr, struct vring_walk *w,
-					 struct vring_chain *c, const struct vring_desc *d)
+					 struct vring_chain *c, const struct virtq_desc *d)
 {
-	bool write = d->flags & VRING_DESC_F_WRITE;
+	bool write = d->flags & VIRTQ_DESC_F_WRITE;
 	void *base = NULL;
 
 	if (!write && w->seen_write)
@@ -166,8 +167,11 @@ static enum vring_error vring_add_buffer(struct vring *vr, struct vring_walk *w,
 	return VRING_OK;
 }
 
-/* Walks the chain starting at head. Every descriptor counts towards the queue size, the
- * indirect ones too: a longer chain can only be a loop (virtio 2.7.5.3.1). A chain with
+/* Walks the chain starting at head. In the ring, a chain longer than the queue size
+ * can only be a loop (virtio 2.7.5.3.1). An indirect table is its own bound: Linux
+ * fills one with as many entries as a request has segments, more than the queue size
+ * when the queue is small (a 256-entry table in QEMU's default queue of 128), and QEMU
+ * counts the same way; tables are limited to VRING_MAX_INDIRECT entries. A chain with
  * more buffers than VRING_MAX_IOV is walked to its end all the same, so that a loop in
  * a queue larger than VRING_MAX_IOV is still called a loop. */
 static enum vring_error vring_walk_chain(struct vring *vr, uint16_t head,
@@ -181,22 +185,23 @@ static enum vring_error vring_walk_chain(struct vring *vr, uint16_t head,
 	c->niov = 0;
 	c->readable = c->writable = 0;
 	for (;;) {
-		struct vring_desc d;
+		struct virtq_desc d;
 
-		if (++w.visited > vr->num)
+		if (++w.visited > (w.indirect ? w.size : vr->num))
 			return VRING_LOOP;
 		vring_read_desc(w.table, idx, &d);
-		if (d.flags & VRING_DESC_F_INDIRECT) {
+		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
 			e = vring_enter_indirect(vr, &w, &d);
 			if (e != VRING_OK)
 				return e;
 			idx = 0;
+			w.visited = 0;
 			continue;
 		}
 		e = vring_add_buffer(vr, &w, c, &d);
 		if (e != VRING_OK)
 			return e;
-		if (!(d.flags & VRING_DESC_F_NEXT))
+		if (!(d.flags & VIRTQ_DESC_F_NEXT))
 			return w.too_long ? VRING_TOO_LONG : VRING_OK;
 		idx = d.next;
 		if (idx >= w.size)
@@ -228,22 +233,27 @@ enum vring_error vring_pop(struct vring *vr, struct vring_chain *chain)
 	return VRING_OK;
 }
 
-void vring_push(struct vring *vr, uint16_t head, uint32_t len)
+void vring_push_n(struct vring *vr, const struct virtq_used_elem *elems, unsigned n)
 {
-	struct vring_used_elem *elem = &vr->used->ring[vr->used_idx & (vr->num - 1)];
+	if (!n)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		struct virtq_used_elem *e = &vr->used->ring[vr->used_idx & (vr->num - 1)];
 
-	VR_WRITE(elem->id, head);
-	VR_WRITE(elem->len, len);
-	vr->used_idx++;
-	/* The element before the index that publishes it. */
+		VR_WRITE(e->id, elems[i].id);
+		VR_WRITE(e->len, elems[i].len);
+		vr->used_idx++;
+	}
+	/* Every element before the one index store that publishes them all. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	VR_WRITE(vr->used->idx, vr->used_idx);
 }
 
-/* virtio 2.7.10: does moving the index from old to new_idx pass event? */
-static bool vring_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+void vring_push(struct vring *vr, uint16_t head, uint32_t len)
 {
-	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+	const struct virtq_used_elem e = { head, len };
+
+	vring_push_n(vr, &e, 1);
 }
 
 bool vring_need_notify(struct vring *vr)
@@ -262,7 +272,7 @@ bool vring_need_notify(struct vring *vr)
 		notify = !vr->signalled_valid ||
 			 vring_need_event(*vring_used_event(vr), new_idx, old);
 	else
-		notify = !(VR_READ(vr->avail->flags) & VRING_AVAIL_F_NO_INTERRUPT);
+		notify = !(VR_READ(vr->avail->flags) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 	if (notify) {
 		vr->signalled_used = new_idx;
 		vr->signalled_valid = true;
@@ -279,7 +289,7 @@ void vring_set_notify(struct vring *vr, bool enable)
 		if (enable)
 			*vring_avail_event(vr) = vr->last_avail;
 	} else {
-		VR_WRITE(vr->used->flags, enable ? 0 : VRING_USED_F_NO_NOTIFY);
+		VR_WRITE(vr->used->flags, enable ? 0 : VIRTQ_USED_F_NO_NOTIFY);
 	}
 	/* Publish before the caller re-reads avail->idx. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

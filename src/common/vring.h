@@ -12,38 +12,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VRING_DESC_F_NEXT      1
-#define VRING_DESC_F_WRITE     2
-#define VRING_DESC_F_INDIRECT  4
-#define VRING_AVAIL_F_NO_INTERRUPT 1
-#define VRING_USED_F_NO_NOTIFY     1
+#include "bulkhead/virtio.h"
 
-#define VRING_MAX_SIZE   32768   /* the largest queue size virtio allows */
 #define VRING_MAX_IOV    256     /* descriptors in one chain, direct and indirect */
+#define VRING_MAX_INDIRECT 1024   /* entries of one indirect table (QEMU's largest queue) */
 
-struct vring_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-struct vring_avail {
-	uint16_t flags;
-	uint16_t idx;
-	uint16_t ring[];        /* then used_event when EVENT_IDX is negotiated */
-};
-
-struct vring_used_elem {
-	uint32_t id;
-	uint32_t len;
-};
-
-struct vring_used {
-	uint16_t flags;
-	uint16_t idx;
-	struct vring_used_elem ring[];   /* then avail_event when EVENT_IDX */
-};
+/* The names src/monitor/shadow.c still uses for the ring layout of bulkhead/virtio.h. */
+#define vring_desc                 virtq_desc
+#define vring_avail                virtq_avail
+#define vring_used                 virtq_used
+#define vring_used_elem            virtq_used_elem
+#define VRING_DESC_F_NEXT          VIRTQ_DESC_F_NEXT
+#define VRING_DESC_F_WRITE         VIRTQ_DESC_F_WRITE
+#define VRING_AVAIL_F_NO_INTERRUPT VIRTQ_AVAIL_F_NO_INTERRUPT
+#define VRING_USED_F_NO_NOTIFY     VIRTQ_USED_F_NO_NOTIFY
 
 /* Translates a driver address (guest-physical, or window offset) of len bytes into a
  * host pointer, or NULL when [addr, addr + len) is not entirely inside one mapping the
@@ -52,11 +34,11 @@ typedef void *(*vring_translate_fn)(void *opaque, uint64_t addr, uint64_t len, b
 
 struct vring {
 	uint16_t num;                     /* queue size, a power of 2 */
-	struct vring_desc *desc;          /* host pointers, set by vring_init */
-	struct vring_avail *avail;
-	struct vring_used *used;
-	bool event_idx;                   /* VIRTIO_RING_F_EVENT_IDX negotiated */
-	bool indirect;                    /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
+	struct virtq_desc *desc;          /* host pointers, set by vring_init */
+	struct virtq_avail *avail;
+	struct virtq_used *used;
+	bool event_idx;                   /* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;                    /* VIRTIO_F_INDIRECT_DESC negotiated */
 	uint16_t last_avail;              /* next avail entry to take */
 	uint16_t used_idx;                /* next used entry to fill (private copy) */
 	uint16_t signalled_used;          /* used_idx at the last notification */
@@ -100,7 +82,7 @@ enum vring_error {
 const char *vring_error_name(enum vring_error e);
 
 /* Sets up a ring at driver addresses desc/avail/used (translated with translate).
- * Returns 0, or -EINVAL when num is not a power of 2 up to VRING_MAX_SIZE or a ring
+ * Returns 0, or -EINVAL when num is not a power of 2 up to VIRTQ_MAX_SIZE or a ring
  * part is not inside the mapped memory. */
 int vring_init(struct vring *vr, uint16_t num, uint64_t desc, uint64_t avail, uint64_t used,
 	       vring_translate_fn translate, void *opaque);
@@ -113,8 +95,14 @@ enum vring_error vring_pop(struct vring *vr, struct vring_chain *chain);
  * Publishes the used element before the index (release ordering). */
 void vring_push(struct vring *vr, uint16_t head, uint32_t len);
 
+/* Returns n chains (at most the queue size) at once (the used ring, virtio 2.7.8): every
+ * used element written, then the used index moved by n in one store (release ordering).
+ * The driver sees all of them or none. */
+void vring_push_n(struct vring *vr, const struct virtq_used_elem *elems, unsigned n);
+
 /* Whether the driver wants an interrupt for what was pushed since the last call that
- * returned true (EVENT_IDX used_event, or VRING_AVAIL_F_NO_INTERRUPT). */
+ * returned true (EVENT_IDX used_event, or VIRTQ_AVAIL_F_NO_INTERRUPT): with EVENT_IDX,
+ * over every entry pushed since then, however many batches they came in. */
 bool vring_need_notify(struct vring *vr);
 
 /* Tells the driver whether to kick: with EVENT_IDX, sets avail_event to last_avail;

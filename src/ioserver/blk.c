@@ -15,64 +15,13 @@
 #include "ioserver/blk.h"
 #include "ioserver/spec.h"
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little endian");
-
-#define VIRTIO_ID_BLOCK             2
-#define VIRTIO_BLK_F_SEG_MAX        2
-#define VIRTIO_BLK_F_RO             5
-#define VIRTIO_BLK_F_BLK_SIZE       6
-#define VIRTIO_BLK_F_FLUSH          9
-#define VIRTIO_BLK_F_DISCARD        13
-#define VIRTIO_BLK_F_WRITE_ZEROES   14
-
-#define VIRTIO_BLK_T_IN             0
-#define VIRTIO_BLK_T_OUT            1
-#define VIRTIO_BLK_T_FLUSH          4
-#define VIRTIO_BLK_T_GET_ID         8
-#define VIRTIO_BLK_T_DISCARD        11
-#define VIRTIO_BLK_T_WRITE_ZEROES   13
-
-#define VIRTIO_BLK_S_OK             0
-#define VIRTIO_BLK_S_IOERR          1
-#define VIRTIO_BLK_S_UNSUPP         2
-
-#define VIRTIO_BLK_WZ_F_UNMAP       1
-#define VIRTIO_BLK_ID_BYTES         20
-
-/* virtio 1.2, 5.2.4: the configuration space up to the write-zeroes fields. */
-struct blk_config {
-	uint64_t capacity;                /* 512-byte sectors */
-	uint32_t size_max;
-	uint32_t seg_max;
-	uint16_t cylinders;
-	uint8_t heads, sectors;
-	uint32_t blk_size;
-	uint8_t physical_block_exp, alignment_offset;
-	uint16_t min_io_size;
-	uint32_t opt_io_size;
-	uint8_t writeback, unused0;
-	uint16_t num_queues;
-	uint32_t max_discard_sectors, max_discard_seg, discard_sector_alignment;
-	uint32_t max_write_zeroes_sectors, max_write_zeroes_seg;
-	uint8_t write_zeroes_may_unmap, unused1[3];
-} __attribute__((packed));
-_Static_assert(sizeof(struct blk_config) == 60, "virtio_blk_config layout");
-
-struct blk_req_hdr {
-	uint32_t type;
-	uint32_t reserved;
-	uint64_t sector;
-};
-
-struct blk_range {                        /* discard and write-zeroes payload */
-	uint64_t sector;
-	uint32_t num_sectors;
-	uint32_t flags;
-};
+/* The configuration space offered: every field up to the write-zeroes ones (no
+ * SECURE_ERASE). */
+#define BLK_CONFIG_LEN offsetof(struct virtio_blk_config, max_secure_erase_sectors)
 
 static uint64_t blk_sectors(const struct blk_dev *bd)
 {
-	return bd->size / BLK_SECTOR;
+	return bd->size / VIRTIO_BLK_SECTOR_SIZE;
 }
 
 static uint64_t blk_features(struct vu_dev *d)
@@ -90,10 +39,10 @@ static size_t blk_config_fill(struct vu_dev *d, uint8_t *buf)
 	const struct blk_dev *bd = d->priv;
 	uint64_t sectors = blk_sectors(bd);
 	uint32_t max = sectors > UINT32_MAX ? UINT32_MAX : (uint32_t)sectors;
-	struct blk_config c = {
+	struct virtio_blk_config c = {
 		.capacity = sectors,
 		.seg_max = VRING_MAX_IOV - 2,     /* the header and status take two */
-		.blk_size = BLK_SECTOR,
+		.blk_size = VIRTIO_BLK_SECTOR_SIZE,
 		.max_discard_sectors = max,
 		.max_discard_seg = BLK_MAX_SEGS,
 		.discard_sector_alignment = 1,
@@ -102,8 +51,8 @@ static size_t blk_config_fill(struct vu_dev *d, uint8_t *buf)
 		.write_zeroes_may_unmap = 1,
 	};
 
-	memcpy(buf, &c, sizeof(c));
-	return sizeof(c);
+	memcpy(buf, &c, BLK_CONFIG_LEN);
+	return BLK_CONFIG_LEN;
 }
 
 /* The slice from the disk fd: whole sectors, inside the file, writable unless read-only.
@@ -126,13 +75,13 @@ static const char *blk_prepare_spec(struct ios_conn_spec *spec)
 	end = lseek(spec->disk_fd, 0, SEEK_END);
 	if (end < 0)
 		return "cannot find the size of the disk";
-	if (spec->offset % BLK_SECTOR)
+	if (spec->offset % VIRTIO_BLK_SECTOR_SIZE)
 		return "offset is not a multiple of 512";
 	if (spec->offset > (uint64_t)end)
 		return "offset is past the end of the disk";
 	if (spec->size == IOS_SIZE_UNSET)
-		spec->size = ((uint64_t)end - spec->offset) & ~(uint64_t)(BLK_SECTOR - 1);
-	if (!spec->size || spec->size % BLK_SECTOR)
+		spec->size = ((uint64_t)end - spec->offset) & ~(uint64_t)(VIRTIO_BLK_SECTOR_SIZE - 1);
+	if (!spec->size || spec->size % VIRTIO_BLK_SECTOR_SIZE)
 		return "size is not a positive multiple of 512";
 	if (spec->size > (uint64_t)end - spec->offset)
 		return "the slice runs past the end of the disk";
@@ -237,7 +186,7 @@ static bool blk_in_slice(const struct blk_dev *bd, uint64_t sector, uint64_t cou
 
 /* IN and OUT: the data after the header, or before the status byte. */
 static uint8_t blk_req_rw(struct blk_req *req, const struct vring_chain *c,
-			  const struct blk_req_hdr *h)
+			  const struct virtio_blk_req_hdr *h)
 {
 	struct blk_dev *bd = req->bd;
 	bool in = h->type == VIRTIO_BLK_T_IN;
@@ -245,14 +194,14 @@ static uint8_t blk_req_rw(struct blk_req *req, const struct vring_chain *c,
 
 	if (!in && bd->readonly)
 		return VIRTIO_BLK_S_IOERR;
-	if (len % BLK_SECTOR || !blk_in_slice(bd, h->sector, len / BLK_SECTOR))
+	if (len % VIRTIO_BLK_SECTOR_SIZE || !blk_in_slice(bd, h->sector, len / VIRTIO_BLK_SECTOR_SIZE))
 		return VIRTIO_BLK_S_IOERR;
 	req->used_len = !in ? 1 : len < UINT32_MAX ? (uint32_t)len + 1 : UINT32_MAX;
 	if (!len)
 		return VIRTIO_BLK_S_OK;
 	blk_req_iov(req, c, in, in ? 0 : sizeof(*h), len);
 	req->op[0] = (struct blk_op){ req, in ? BLK_OP_READ : BLK_OP_WRITE,
-				      bd->offset + h->sector * BLK_SECTOR, len, 0 };
+				      bd->offset + h->sector * VIRTIO_BLK_SECTOR_SIZE, len, 0 };
 	req->nops = 1;
 	return VIRTIO_BLK_S_OK;
 }
@@ -260,9 +209,9 @@ static uint8_t blk_req_rw(struct blk_req *req, const struct vring_chain *c,
 /* DISCARD and WRITE_ZEROES: up to BLK_MAX_SEGS ranges, each one fallocate. All are
  * checked before any is submitted. */
 static uint8_t blk_req_ranges(struct blk_req *req, const struct vring_chain *c,
-			      const struct blk_req_hdr *h)
+			      const struct virtio_blk_req_hdr *h)
 {
-	struct blk_range r[BLK_MAX_SEGS];
+	struct virtio_blk_discard_write_zeroes r[BLK_MAX_SEGS];
 	struct blk_dev *bd = req->bd;
 	bool discard = h->type == VIRTIO_BLK_T_DISCARD;
 	uint64_t bytes = c->readable - sizeof(*h), n = bytes / sizeof(r[0]);
@@ -271,7 +220,7 @@ static uint8_t blk_req_ranges(struct blk_req *req, const struct vring_chain *c,
 		return VIRTIO_BLK_S_IOERR;
 	vring_copy_from(c, sizeof(*h), r, bytes);
 	for (unsigned i = 0; i < n; i++) {
-		if (r[i].flags & ~(uint32_t)(discard ? 0 : VIRTIO_BLK_WZ_F_UNMAP))
+		if (r[i].flags & ~(uint32_t)(discard ? 0 : VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
 			return VIRTIO_BLK_S_UNSUPP;
 		if (!blk_in_slice(bd, r[i].sector, r[i].num_sectors))
 			return VIRTIO_BLK_S_IOERR;
@@ -282,13 +231,13 @@ static uint8_t blk_req_ranges(struct blk_req *req, const struct vring_chain *c,
 
 		if (!r[i].num_sectors)
 			continue;
-		if (discard || (r[i].flags & VIRTIO_BLK_WZ_F_UNMAP))
+		if (discard || (r[i].flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
 			mode |= FALLOC_FL_PUNCH_HOLE;     /* reads back as zeroes */
 		else
 			mode |= FALLOC_FL_ZERO_RANGE;
 		req->op[req->nops++] = (struct blk_op){ req, BLK_OP_FALLOCATE,
-			bd->offset + r[i].sector * BLK_SECTOR,
-			(uint64_t)r[i].num_sectors * BLK_SECTOR, mode };
+			bd->offset + r[i].sector * VIRTIO_BLK_SECTOR_SIZE,
+			(uint64_t)r[i].num_sectors * VIRTIO_BLK_SECTOR_SIZE, mode };
 	}
 	req->used_len = 1;
 	return VIRTIO_BLK_S_OK;
@@ -297,7 +246,7 @@ static uint8_t blk_req_ranges(struct blk_req *req, const struct vring_chain *c,
 /* Parses a request into operations (req->nops), or says how it completes at once. */
 static uint8_t blk_req_parse(struct blk_req *req, const struct vring_chain *c)
 {
-	struct blk_req_hdr h;
+	struct virtio_blk_req_hdr h;
 	uint64_t idlen;
 
 	req->nops = 0;

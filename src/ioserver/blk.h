@@ -12,7 +12,6 @@
 
 #include "ioserver/ioserver.h"
 
-#define BLK_SECTOR      512u
 #define BLK_MAX_SEGS    16u        /* discard / write-zeroes ranges in one request */
 #define BLK_QUEUE_MAX   1024u
 #define BLK_SQ_ENTRIES  256u

@@ -14,15 +14,8 @@
 
 #include "ioserver/ioserver.h"
 
-#define VIRTIO_ID_CONSOLE  3
 #define CONSOLE_TXQ        1        /* transmitq of port 0; 0 is its receiveq */
 #define CONSOLE_QUEUE_MAX  1024
-
-struct console_config {
-	uint16_t cols, rows;
-	uint32_t max_nr_ports;
-	uint32_t emerg_wr;
-} __attribute__((packed));
 
 struct console_dev {
 	struct vu_dev *d;
@@ -41,7 +34,7 @@ static uint64_t console_features(struct vu_dev *d)
 
 static size_t console_config_fill(struct vu_dev *d, uint8_t *buf)
 {
-	struct console_config c = { .max_nr_ports = 1 };
+	struct virtio_console_config c = { .max_nr_ports = 1 };
 
 	memcpy(buf, &c, sizeof(c));
 	return sizeof(c);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bulkhead/virtio.h"
 #include "common/vhost_user.h"
 #include "common/vring.h"
 #include "ioserver/vu_inflight.h"
@@ -21,9 +22,6 @@
 #define IOS_POLL_US      50       /* default adaptive polling time */
 
 /* virtio feature bits every class offers (virtio 1.2, 6). */
-#define VIRTIO_F_INDIRECT_DESC  28
-#define VIRTIO_F_EVENT_IDX      29
-#define VIRTIO_F_VERSION_1      32
 #define IOS_RING_FEATURES ((1ull << VIRTIO_F_INDIRECT_DESC) | (1ull << VIRTIO_F_EVENT_IDX) | \
 			   (1ull << VIRTIO_F_VERSION_1))
 
@@ -237,6 +235,11 @@ void vu_queue_close_fds(struct vu_queue *vq);
 bool vu_queue_ready(const struct vu_queue *vq);
 bool vu_queue_pop(struct vu_queue *vq, struct vring_chain *chain);
 void vu_queue_push(struct vu_queue *vq, uint16_t head, uint32_t len);
+/* Completes n chains (at most the ring's size) as one batch: the used index moves once,
+ * after every element is written (and recorded in the inflight region). The driver is
+ * notified later, by vu_queue_notify, over everything pushed since its last
+ * notification. */
+void vu_queue_push_n(struct vu_queue *vq, const struct virtq_used_elem *elems, unsigned n);
 void vu_queue_notify(struct vu_queue *vq);
 void vu_queue_set_notify(struct vu_queue *vq, bool enable);
 

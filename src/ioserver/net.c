@@ -20,15 +20,6 @@
 #include "ioserver/net.h"
 #include "ioserver/net_switch.h"
 
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little endian");
-
-#define VIRTIO_ID_NET            1
-#define VIRTIO_NET_F_MAC         5
-#define VIRTIO_NET_F_MRG_RXBUF   15
-#define VIRTIO_NET_F_STATUS      16
-#define VIRTIO_NET_S_LINK_UP     1
-#define VIRTIO_NET_HDR_GSO_NONE  0
-
 #define NET_RXQ            0
 #define NET_TXQ            1
 #define NET_QUEUE_MAX      1024
@@ -37,22 +28,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little 
 #define NET_REPORT_NS      SW_NS_PER_S
 #define NET_MAX_NETWORKS   IOS_MAX_CONNS
 
-/* virtio 1.2, 5.1.6: the header before every frame (VERSION_1: num_buffers always). */
-struct net_hdr {
-	uint8_t flags;
-	uint8_t gso_type;
-	uint16_t hdr_len, gso_size, csum_start, csum_offset;
-	uint16_t num_buffers;
-} __attribute__((packed));
-_Static_assert(sizeof(struct net_hdr) == 12, "virtio_net_hdr layout");
-
-/* virtio 1.2, 5.1.4, up to max_virtqueue_pairs. */
-struct net_config {
-	uint8_t mac[6];
-	uint16_t status;
-	uint16_t max_virtqueue_pairs;
-} __attribute__((packed));
-_Static_assert(sizeof(struct net_config) == 10, "virtio_net_config layout");
+/* The configuration space offered: up to max_virtqueue_pairs (no MTU, no RSS). */
+#define NET_CONFIG_LEN     offsetof(struct virtio_net_config, mtu)
 
 /* A frame on its way: its Ethernet header copied out of the sender's memory once (what
  * was checked is what goes out: iov[0] points at eth), the rest where the sender has it. */
@@ -216,7 +193,7 @@ static bool net_rx_take(struct net_port *p, struct vu_queue *vq)
 
 	if (!vu_queue_pop(vq, c))
 		return false;
-	if (c->readable || c->writable < sizeof(struct net_hdr)) {
+	if (c->readable || c->writable < sizeof(struct virtio_net_hdr)) {
 		vu_dev_fail(p->d, vq, VRING_BAD_LAYOUT);
 		return false;
 	}
@@ -224,12 +201,24 @@ static bool net_rx_take(struct net_port *p, struct vu_queue *vq)
 	return true;
 }
 
-/* The first k receive chains of the stash leave it; back to the driver unused (length
- * 0, which drivers discard) unless they were published already. */
+/* Publishes the first k receive chains of the stash as one batch (one move of the used
+ * index: a frame's chains reach the driver, or a restarted server's region, together),
+ * with the lengths in len; NULL: length 0, unused, which drivers discard. */
+static void net_rx_publish(struct net_port *p, unsigned k, const uint32_t *len)
+{
+	struct virtq_used_elem e[NET_RX_MAX_CHAINS];
+
+	for (unsigned i = 0; i < k; i++)
+		e[i] = (struct virtq_used_elem){ p->stash[i].head, len ? len[i] : 0 };
+	vu_queue_push_n(&p->d->q[NET_RXQ], e, k);
+}
+
+/* The first k receive chains of the stash leave it; back to the driver unused unless
+ * they were published already. */
 static void net_stash_shift(struct net_port *p, unsigned k, bool give_back)
 {
-	for (unsigned i = 0; give_back && i < k; i++)
-		vu_queue_push(&p->d->q[NET_RXQ], p->stash[i].head, 0);
+	if (give_back)
+		net_rx_publish(p, k, NULL);
 	p->nstash -= k;
 	memmove(p->stash, p->stash + k, p->nstash * sizeof(p->stash[0]));
 }
@@ -242,9 +231,9 @@ static int net_prepare_guest(struct net_port *p, const struct net_frame *f)
 	struct vu_queue *vq = &p->d->q[NET_RXQ];
 	bool mrg = p->d->features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
 	unsigned max = mrg ? NET_RX_MAX_CHAINS : 1, k;
-	size_t need = sizeof(struct net_hdr) + f->len, room = 0, left = f->len;
+	size_t need = sizeof(struct virtio_net_hdr) + f->len, room = 0, left = f->len;
 	size_t pos[2] = { 0, 0 };
-	struct net_hdr h = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
+	struct virtio_net_hdr h = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
 
 	if (!vu_queue_ready(vq))
 		return -ENODEV;
@@ -288,13 +277,12 @@ static void net_commit(struct net_port **dst, unsigned n)
 		uint64_t bytes = 0;
 
 		if (p->d) {
-			for (unsigned k = 0; k < p->fill_n; k++) {
-				vu_queue_push(&p->d->q[NET_RXQ], p->stash[k].head, p->fill_len[k]);
+			for (unsigned k = 0; k < p->fill_n; k++)
 				bytes += p->fill_len[k];
-			}
+			net_rx_publish(p, p->fill_n, p->fill_len);
 			net_stash_shift(p, p->fill_n, false);
 			p->fill_n = 0;
-			sw_count_rx(&p->sw, bytes - sizeof(struct net_hdr));
+			sw_count_rx(&p->sw, bytes - sizeof(struct virtio_net_hdr));
 			continue;
 		}
 		p->out_ready = false;
@@ -339,8 +327,8 @@ static bool net_tx_parse(struct net_port *p)
 {
 	const struct vring_chain *c = p->tx;
 	struct net_frame *f = &p->frame;
-	size_t skip = sizeof(struct net_hdr) + SW_ETH_HLEN;
-	struct net_hdr h;
+	size_t skip = sizeof(struct virtio_net_hdr) + SW_ETH_HLEN;
+	struct virtio_net_hdr h;
 
 	if (c->readable < sizeof(h)) {
 		sw_count_drop(&p->sw, SW_DROP_MALFORMED);
@@ -781,11 +769,11 @@ static uint64_t net_features(struct vu_dev *d)
 static size_t net_config_fill(struct vu_dev *d, uint8_t *buf)
 {
 	const struct net_port *p = d->priv;
-	struct net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = 1 };
+	struct virtio_net_config c = { .status = VIRTIO_NET_S_LINK_UP, .max_virtqueue_pairs = 1 };
 
 	memcpy(c.mac, p->sw.mac, sizeof(c.mac));
-	memcpy(buf, &c, sizeof(c));
-	return sizeof(c);
+	memcpy(buf, &c, NET_CONFIG_LEN);
+	return NET_CONFIG_LEN;
 }
 
 static const char *net_prepare_spec(struct ios_conn_spec *spec)

@@ -9,7 +9,6 @@
 
 #include "ioserver/ioserver.h"
 
-#define VIRTIO_ID_RNG     4
 #define RNG_QUEUE_MAX     1024
 #define RNG_MAX_FILL      65536u
 
@@ -80,7 +79,7 @@ static void rng_dev_fini(struct vu_dev *d)
 
 const struct ios_backend ios_rng_backend = {
 	.name = "rng",
-	.device_id = VIRTIO_ID_RNG,
+	.device_id = VIRTIO_ID_ENTROPY,
 	.nqueues = 1,
 	.queue_max = RNG_QUEUE_MAX,
 	.features = rng_features,

@@ -151,22 +151,28 @@ void vu_inflight_take(struct vu_inflight_queue *q, uint16_t head, uint64_t count
 }
 
 void vu_inflight_complete_begin(struct vu_inflight_queue *q, uint16_t *batch_head,
-				uint16_t head)
+				const struct virtq_used_elem *e, unsigned n)
 {
-	/* A batch of one: head links to the previous batch and becomes the last batch,
-	 * all before the used index publishes it. */
-	VI_WRITE(q->desc[head].next, *batch_head);
-	VI_WRITE(q->last_batch_head, head);
-	*batch_head = head;
+	/* Each head links to the one before it (the first to the previous batch), and the
+	 * last becomes last_batch_head: recovery walks the batch back from there. All of
+	 * it before the used index publishes the batch; until then the region's used_idx
+	 * equals the used ring's, and the links are not looked at. */
+	for (unsigned i = 0; i < n; i++) {
+		VI_WRITE(q->desc[e[i].id].next, *batch_head);
+		*batch_head = (uint16_t)e[i].id;
+	}
+	VI_WRITE(q->last_batch_head, *batch_head);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
-void vu_inflight_complete_end(struct vu_inflight_queue *q, uint16_t head, uint16_t used_idx)
+void vu_inflight_complete_end(struct vu_inflight_queue *q, const struct virtq_used_elem *e,
+			      unsigned n, uint16_t used_idx)
 {
-	/* The used index is out: only now is head no longer in flight, and only once that
-	 * is recorded does used_idx say the batch is settled. */
+	/* The used index is out: only now are the heads no longer in flight, and only once
+	 * that is recorded does used_idx say the batch is settled. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	VI_WRITE(q->desc[head].inflight, 0);
+	for (unsigned i = 0; i < n; i++)
+		VI_WRITE(q->desc[e[i].id].inflight, 0);
 	VI_WRITE(q->used_idx, used_idx);
 }
 

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bulkhead/virtio.h"
+
 #define VU_INFLIGHT_VERSION    1        /* 0: a region nobody has initialised yet */
 #define VU_INFLIGHT_ALIGN      64       /* each queue's region starts on a cache line */
 #define VU_INFLIGHT_MAX_SIZE   32768    /* descriptors per queue: the virtio maximum */
@@ -78,11 +80,16 @@ void vu_inflight_forget(struct vu_inflight_queue *q, uint16_t desc_num);
  * Called before anything of the request happens. */
 void vu_inflight_take(struct vu_inflight_queue *q, uint16_t head, uint64_t counter);
 
-/* Completing head: before the used ring's index moves (begin) and after (end, with the
- * new used index). *batch_head is the caller's copy of last_batch_head. */
+/* Completing a batch of n chains (the heads in e[].id) that one store of the used
+ * index publishes: before the index moves (begin: the batch linked from last_batch_head)
+ * and after (end, with the new used index: the heads no longer in flight, the batch
+ * settled). *batch_head is the caller's copy of last_batch_head. A server killed
+ * anywhere in between leaves either the whole batch in flight (index not moved) or the
+ * whole batch done (recovery settles it from last_batch_head): never a part. */
 void vu_inflight_complete_begin(struct vu_inflight_queue *q, uint16_t *batch_head,
-				uint16_t head);
-void vu_inflight_complete_end(struct vu_inflight_queue *q, uint16_t head, uint16_t used_idx);
+				const struct virtq_used_elem *e, unsigned n);
+void vu_inflight_complete_end(struct vu_inflight_queue *q, const struct virtq_used_elem *e,
+			      unsigned n, uint16_t used_idx);
 
 /* A ring starts on a region (a restarted server, or a stopped ring started again): first
  * the last completion batch a dead server may have published without recording is

@@ -199,7 +199,7 @@ static enum vring_error vu_queue_replay(struct vu_queue *vq, struct vring_chain 
 	struct vring vr = vq->vr;
 	enum vring_error e;
 
-	vr.avail = (struct vring_avail *)avail;
+	vr.avail = (struct virtq_avail *)avail;
 	vr.last_avail = 0;
 	e = vring_pop(&vr, chain);
 	if (e == VRING_OK && ++vq->replay_next == vq->nreplay)
@@ -229,17 +229,26 @@ bool vu_queue_pop(struct vu_queue *vq, struct vring_chain *chain)
 	return false;
 }
 
-void vu_queue_push(struct vu_queue *vq, uint16_t head, uint32_t len)
+/* One batch, one store of the used index: the driver, and a server restarted after a
+ * kill at any point in here, see every chain of it used or none. */
+void vu_queue_push_n(struct vu_queue *vq, const struct virtq_used_elem *elems, unsigned n)
 {
 	/* A broken device's rings may be anything: leave them alone. */
-	if (!vq->started || vq->dev->broken || vq->dev->dead)
+	if (!n || !vq->started || vq->dev->broken || vq->dev->dead)
 		return;
 	if (vq->infl)
-		vu_inflight_complete_begin(vq->infl, &vq->infl_batch_head, head);
-	vring_push(&vq->vr, head, len);
+		vu_inflight_complete_begin(vq->infl, &vq->infl_batch_head, elems, n);
+	vring_push_n(&vq->vr, elems, n);
 	if (vq->infl)
-		vu_inflight_complete_end(vq->infl, head, vq->vr.used_idx);
+		vu_inflight_complete_end(vq->infl, elems, n, vq->vr.used_idx);
 	vq->pushed = true;
+}
+
+void vu_queue_push(struct vu_queue *vq, uint16_t head, uint32_t len)
+{
+	const struct virtq_used_elem e = { head, len };
+
+	vu_queue_push_n(vq, &e, 1);
 }
 
 /* Without a call fd yet (a ring starts before SET_VRING_CALL) completions wait for one. */

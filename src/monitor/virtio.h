@@ -10,45 +10,29 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bulkhead/platform.h"
+#include "bulkhead/virtio.h"
 #include "common/vhost_user.h"
 #include "monitor/iothread.h"
 #include "monitor/mon.h"
 #include "monitor/pci.h"
 
-/* Device status (virtio 1.2, 2.1). */
-#define VIRTIO_STATUS_ACKNOWLEDGE  0x01
-#define VIRTIO_STATUS_DRIVER       0x02
-#define VIRTIO_STATUS_DRIVER_OK    0x04
-#define VIRTIO_STATUS_FEATURES_OK  0x08
-#define VIRTIO_STATUS_NEEDS_RESET  0x40
-#define VIRTIO_STATUS_FAILED       0x80
-
 /* Transport feature bits the monitor offers (the rest are device-specific). */
-#define VIRTIO_F_INDIRECT_DESC     28
-#define VIRTIO_F_EVENT_IDX         29
-#define VIRTIO_F_VERSION_1         32
 #define VIRTIO_TRANSPORT_FEATURES  ((1ULL << VIRTIO_F_INDIRECT_DESC) | \
 				    (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << VIRTIO_F_VERSION_1))
 
-#define VIRTIO_MSI_NO_VECTOR       0xffff
-#define VIRTIO_ISR_QUEUE           0x1
-#define VIRTIO_ISR_CONFIG          0x2
+/* Names msix.c and reconnect.c still use for parts of bulkhead/virtio.h. */
+#define VIRTIO_STATUS_NEEDS_RESET  VIRTIO_STATUS_DEVICE_NEEDS_RESET
+#define VIRTIO_ISR_QUEUE           VIRTIO_PCI_ISR_QUEUE
+#define VIRTIO_ISR_CONFIG          VIRTIO_PCI_ISR_CONFIG
 
-/* PCI identity. */
-#define VIRTIO_PCI_VENDOR          0x1af4
-#define VIRTIO_PCI_DEVICE_BASE     0x1040   /* + virtio device id: modern only */
+/* PCI identity beyond vendor and device ID (modern only: revision 1 or higher, a
+ * subsystem ID of 0x40 or higher). */
 #define VIRTIO_PCI_REVISION        1
 #define VIRTIO_PCI_SUBSYS_BASE     0x40     /* subsystem id: 0x40 + virtio device id */
-
-/* Virtio PCI capability types (virtio 1.2, 4.1.4). */
-#define VIRTIO_PCI_CAP_COMMON_CFG  1
-#define VIRTIO_PCI_CAP_NOTIFY_CFG  2
-#define VIRTIO_PCI_CAP_ISR_CFG     3
-#define VIRTIO_PCI_CAP_DEVICE_CFG  4
-#define VIRTIO_PCI_CAP_PCI_CFG     5
 
 /* Configuration space: the capability list (fixed offsets, see docs/monitor.md). */
 #define VPCI_CAP_MSIX              0x40     /* 12 bytes */
@@ -57,12 +41,12 @@
 #define VPCI_CAP_ISR               0x70     /* 16 */
 #define VPCI_CAP_DEVICE            0x80     /* 16, only with device configuration */
 #define VPCI_CAP_PCI_CFG           0x90     /* 20 */
-#define VPCI_PCI_CFG_DATA          (VPCI_CAP_PCI_CFG + 16)
+#define VPCI_PCI_CFG_DATA          (VPCI_CAP_PCI_CFG + offsetof(struct virtio_pci_cfg_cap, pci_cfg_data))
 
 /* BAR 0 (64-bit memory, not prefetchable): every structure in a page of its own. */
 #define VPCI_BAR_SIZE              0x8000
 #define VPCI_COMMON_OFF            0x0000u
-#define VPCI_COMMON_LEN            0x38
+#define VPCI_COMMON_LEN            offsetof(struct virtio_pci_common_cfg, queue_notify_data)
 #define VPCI_ISR_OFF               0x1000u
 #define VPCI_ISR_LEN               4
 #define VPCI_DEVICE_OFF            0x2000u

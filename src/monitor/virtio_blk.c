@@ -5,21 +5,9 @@
  */
 #include "monitor/virtio.h"
 
-#define VIRTIO_ID_BLOCK          2
-#define VIRTIO_BLK_CONFIG_SIZE   60
-#define VIRTIO_BLK_CFG_WRITEBACK 32
-
-/* Feature bits passed between guest and server. Not VIRTIO_BLK_F_MQ: one queue. */
-#define VIRTIO_BLK_F_SIZE_MAX     1
-#define VIRTIO_BLK_F_SEG_MAX      2
-#define VIRTIO_BLK_F_GEOMETRY     4
-#define VIRTIO_BLK_F_RO           5
-#define VIRTIO_BLK_F_BLK_SIZE     6
-#define VIRTIO_BLK_F_FLUSH        9
-#define VIRTIO_BLK_F_TOPOLOGY     10
-#define VIRTIO_BLK_F_CONFIG_WCE   11
-#define VIRTIO_BLK_F_DISCARD      13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
+/* The configuration up to the write-zeroes fields (no SECURE_ERASE). */
+#define VIRTIO_BLK_CONFIG_SIZE   offsetof(struct virtio_blk_config, max_secure_erase_sectors)
+#define VIRTIO_BLK_CFG_WRITEBACK offsetof(struct virtio_blk_config, writeback)
 
 static bool blk_config_writable(unsigned off, unsigned size)
 {
@@ -32,6 +20,7 @@ const struct vdev_type vdev_blk_type = {
 	.class_code = 0x018000,          /* mass storage, other */
 	.nqueues = 1,
 	.config_size = VIRTIO_BLK_CONFIG_SIZE,
+	/* Passed between guest and server: not MQ (one queue), LIFETIME or SECURE_ERASE. */
 	.features = (1ULL << VIRTIO_BLK_F_SIZE_MAX) | (1ULL << VIRTIO_BLK_F_SEG_MAX) |
 		    (1ULL << VIRTIO_BLK_F_GEOMETRY) | (1ULL << VIRTIO_BLK_F_RO) |
 		    (1ULL << VIRTIO_BLK_F_BLK_SIZE) | (1ULL << VIRTIO_BLK_F_FLUSH) |

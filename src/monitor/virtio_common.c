@@ -7,29 +7,30 @@
  * Called with the device lock held.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "bulkhead/platform.h"
 #include "monitor/virtio.h"
 
-/* struct virtio_pci_common_cfg (virtio 1.2, 4.1.4.3) */
-#define VCC_DFSELECT     0x00
-#define VCC_DF           0x04
-#define VCC_GFSELECT     0x08
-#define VCC_GF           0x0c
-#define VCC_MSIX_CONFIG  0x10
-#define VCC_NUM_QUEUES   0x12
-#define VCC_STATUS       0x14
-#define VCC_CFG_GEN      0x15
-#define VCC_Q_SELECT     0x16
-#define VCC_Q_SIZE       0x18
-#define VCC_Q_MSIX       0x1a
-#define VCC_Q_ENABLE     0x1c
-#define VCC_Q_NOTIFY_OFF 0x1e
-#define VCC_Q_DESC       0x20
-#define VCC_Q_DRIVER     0x28
-#define VCC_Q_DEVICE     0x30
+/* Fields of struct virtio_pci_common_cfg (virtio 1.2, 4.1.4.3). */
+#define VCC_DFSELECT      offsetof(struct virtio_pci_common_cfg, device_feature_select)
+#define VCC_DF            offsetof(struct virtio_pci_common_cfg, device_feature)
+#define VCC_GFSELECT      offsetof(struct virtio_pci_common_cfg, driver_feature_select)
+#define VCC_GF            offsetof(struct virtio_pci_common_cfg, driver_feature)
+#define VCC_MSIX_CONFIG   offsetof(struct virtio_pci_common_cfg, config_msix_vector)
+#define VCC_NUM_QUEUES    offsetof(struct virtio_pci_common_cfg, num_queues)
+#define VCC_STATUS        offsetof(struct virtio_pci_common_cfg, device_status)
+#define VCC_CFG_GEN       offsetof(struct virtio_pci_common_cfg, config_generation)
+#define VCC_Q_SELECT      offsetof(struct virtio_pci_common_cfg, queue_select)
+#define VCC_Q_SIZE        offsetof(struct virtio_pci_common_cfg, queue_size)
+#define VCC_Q_MSIX        offsetof(struct virtio_pci_common_cfg, queue_msix_vector)
+#define VCC_Q_ENABLE      offsetof(struct virtio_pci_common_cfg, queue_enable)
+#define VCC_Q_NOTIFY_OFF  offsetof(struct virtio_pci_common_cfg, queue_notify_off)
+#define VCC_Q_DESC        offsetof(struct virtio_pci_common_cfg, queue_desc)
+#define VCC_Q_DRIVER      offsetof(struct virtio_pci_common_cfg, queue_driver)
+#define VCC_Q_DEVICE      offsetof(struct virtio_pci_common_cfg, queue_device)
 
 static void put(uint8_t *img, unsigned off, uint64_t val, unsigned size)
 {
@@ -96,9 +97,9 @@ static void vdev_status_write(struct vdev *d, uint8_t val)
 	if ((val & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
 	    !vdev_features_ok(d))
 		val &= ~VIRTIO_STATUS_FEATURES_OK;   /* the driver reads it back and gives up */
-	d->status = val | (old & VIRTIO_STATUS_NEEDS_RESET);
+	d->status = val | (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	if ((val & VIRTIO_STATUS_DRIVER_OK) && !(old & VIRTIO_STATUS_DRIVER_OK) &&
-	    (val & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_NEEDS_RESET) &&
+	    (val & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_DEVICE_NEEDS_RESET) &&
 	    vdev_start(d, &why))
 		vdev_needs_reset(d, "start", "\"reason\":\"%s\"", why ? why : "server failed");
 }
@@ -301,7 +302,8 @@ int vdev_start_shared(struct vdev *d, const uint16_t *base, const char **why)
 		desc = mon_gpa(m, q->desc, 16ULL * q->size);
 		avail = mon_gpa(m, q->driver, 6 + 2ULL * q->size);
 		used = mon_gpa(m, q->device, 6 + 8ULL * q->size);
-		if (!desc || !avail || !used || q->desc % 16 || q->driver % 2 || q->device % 4) {
+		if (!desc || !avail || !used || q->desc % VIRTQ_DESC_ALIGN ||
+		    q->driver % VIRTQ_AVAIL_ALIGN || q->device % VIRTQ_USED_ALIGN) {
 			*why = "a ring is not in RAM or misaligned";
 			return -EINVAL;
 		}

@@ -5,9 +5,7 @@
  */
 #include "monitor/virtio.h"
 
-#define VIRTIO_ID_CONSOLE          3
-#define VIRTIO_CONSOLE_CONFIG_SIZE 12
-#define VIRTIO_CONSOLE_F_SIZE      0
+#define VIRTIO_CONSOLE_CONFIG_SIZE sizeof(struct virtio_console_config)
 
 const struct vdev_type vdev_console_type = {
 	.name = "console",

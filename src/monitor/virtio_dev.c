@@ -40,9 +40,9 @@ void vdev_needs_reset(struct vdev *d, const char *cause, const char *detail_fmt,
 	char detail[512];
 	va_list ap;
 
-	if (d->status & VIRTIO_STATUS_NEEDS_RESET)
+	if (d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
 		return;
-	d->status |= VIRTIO_STATUS_NEEDS_RESET;
+	d->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 	va_start(ap, detail_fmt);
 	vsnprintf(detail, sizeof(detail), detail_fmt, ap);
 	va_end(ap);

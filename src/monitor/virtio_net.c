@@ -5,14 +5,8 @@
  */
 #include "monitor/virtio.h"
 
-#define VIRTIO_ID_NET              1
-#define VIRTIO_NET_CONFIG_SIZE     10     /* mac[6], status u16, max_virtqueue_pairs u16 */
-
-/* Feature bits passed between guest and server. Not CTRL_VQ or MQ: one queue pair, no
- * control queue; no offloads: a guest sends and takes whole, checksummed frames. */
-#define VIRTIO_NET_F_MAC           5
-#define VIRTIO_NET_F_MRG_RXBUF     15
-#define VIRTIO_NET_F_STATUS        16
+/* mac, status, max_virtqueue_pairs: no MTU, no RSS. */
+#define VIRTIO_NET_CONFIG_SIZE     offsetof(struct virtio_net_config, mtu)
 
 const struct vdev_type vdev_net_type = {
 	.name = "net",
@@ -20,6 +14,8 @@ const struct vdev_type vdev_net_type = {
 	.class_code = 0x020000,          /* network controller, Ethernet */
 	.nqueues = 2,
 	.config_size = VIRTIO_NET_CONFIG_SIZE,
+	/* Passed between guest and server. Not CTRL_VQ or MQ: one queue pair, no control
+	 * queue; no offloads: a guest sends and takes whole, checksummed frames. */
 	.features = (1ULL << VIRTIO_NET_F_MAC) | (1ULL << VIRTIO_NET_F_MRG_RXBUF) |
 		    (1ULL << VIRTIO_NET_F_STATUS),
 	.needs_config = true,            /* the MAC the network gave this port */

@@ -5,6 +5,7 @@
  * common configuration, ISR, device configuration, notify, MSI-X table and PBA.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,13 +19,16 @@
 #define MSIX_CTRL_ENABLE   0x8000
 #define MSIX_CTRL_FMASK    0x4000
 
-/* Fields of struct virtio_pci_cap (virtio 1.2, 4.1.4). */
-#define VCAP_LEN           2
-#define VCAP_TYPE          3
-#define VCAP_BAR           4
-#define VCAP_OFFSET        8
-#define VCAP_LENGTH        12
-#define VCAP_NOTIFY_MULT   16
+/* Fields of struct virtio_pci_cap and virtio_pci_notify_cap (virtio 1.2, 4.1.4). */
+#define VCAP_LEN           offsetof(struct virtio_pci_cap, cap_len)
+#define VCAP_TYPE          offsetof(struct virtio_pci_cap, cfg_type)
+#define VCAP_BAR           offsetof(struct virtio_pci_cap, bar)
+#define VCAP_OFFSET        offsetof(struct virtio_pci_cap, offset)
+#define VCAP_LENGTH        offsetof(struct virtio_pci_cap, length)
+#define VCAP_NOTIFY_MULT   offsetof(struct virtio_pci_notify_cap, notify_off_multiplier)
+#define VCAP_SIZE          sizeof(struct virtio_pci_cap)
+#define VCAP_NOTIFY_SIZE   sizeof(struct virtio_pci_notify_cap)
+#define VCAP_CFG_SIZE      sizeof(struct virtio_pci_cfg_cap)
 
 static bool overlaps(unsigned off, unsigned size, unsigned start, unsigned len)
 {
@@ -178,7 +182,7 @@ static void vpci_header(struct vdev *d)
 	uint64_t bar = BH_PCI_MMIO_BASE + (uint64_t)d->slot * VPCI_BAR_STRIDE;
 
 	pci_cfg_set(p, PCI_CFG_VENDOR_ID, VIRTIO_PCI_VENDOR, 2);
-	pci_cfg_set(p, PCI_CFG_DEVICE_ID, VIRTIO_PCI_DEVICE_BASE + d->type->virtio_id, 2);
+	pci_cfg_set(p, PCI_CFG_DEVICE_ID, VIRTIO_PCI_DEVICE_MODERN + d->type->virtio_id, 2);
 	/* Decoding and bus mastering on, as firmware would leave them. */
 	pci_cfg_set(p, PCI_CFG_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
 	pci_cfg_set(p, PCI_CFG_STATUS, PCI_STATUS_CAPS, 2);
@@ -215,17 +219,17 @@ static void vpci_caps(struct vdev *d)
 	pci_cfg_set(p, VPCI_CAP_MSIX + 8, VPCI_MSIX_PBA_OFF | 0, 4);
 	p->wmask[VPCI_CAP_MSIX + MSIX_CTRL + 1] = (MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK) >> 8;
 
-	vpci_vendor_cap(p, VPCI_CAP_COMMON, VPCI_CAP_NOTIFY, 16, VIRTIO_PCI_CAP_COMMON_CFG,
-			VPCI_COMMON_OFF, VPCI_COMMON_LEN);
-	vpci_vendor_cap(p, VPCI_CAP_NOTIFY, VPCI_CAP_ISR, 20, VIRTIO_PCI_CAP_NOTIFY_CFG,
-			VPCI_NOTIFY_OFF, VPCI_NOTIFY_MULT * nq);
+	vpci_vendor_cap(p, VPCI_CAP_COMMON, VPCI_CAP_NOTIFY, VCAP_SIZE,
+			VIRTIO_PCI_CAP_COMMON_CFG, VPCI_COMMON_OFF, VPCI_COMMON_LEN);
+	vpci_vendor_cap(p, VPCI_CAP_NOTIFY, VPCI_CAP_ISR, VCAP_NOTIFY_SIZE,
+			VIRTIO_PCI_CAP_NOTIFY_CFG, VPCI_NOTIFY_OFF, VPCI_NOTIFY_MULT * nq);
 	pci_cfg_set(p, VPCI_CAP_NOTIFY + VCAP_NOTIFY_MULT, VPCI_NOTIFY_MULT, 4);
-	vpci_vendor_cap(p, VPCI_CAP_ISR, devcfg ? VPCI_CAP_DEVICE : VPCI_CAP_PCI_CFG, 16,
+	vpci_vendor_cap(p, VPCI_CAP_ISR, devcfg ? VPCI_CAP_DEVICE : VPCI_CAP_PCI_CFG, VCAP_SIZE,
 			VIRTIO_PCI_CAP_ISR_CFG, VPCI_ISR_OFF, 1);
 	if (devcfg)
-		vpci_vendor_cap(p, VPCI_CAP_DEVICE, VPCI_CAP_PCI_CFG, 16, VIRTIO_PCI_CAP_DEVICE_CFG,
-				VPCI_DEVICE_OFF, d->type->config_size);
-	vpci_vendor_cap(p, VPCI_CAP_PCI_CFG, 0, 20, VIRTIO_PCI_CAP_PCI_CFG, 0, 0);
+		vpci_vendor_cap(p, VPCI_CAP_DEVICE, VPCI_CAP_PCI_CFG, VCAP_SIZE,
+				VIRTIO_PCI_CAP_DEVICE_CFG, VPCI_DEVICE_OFF, d->type->config_size);
+	vpci_vendor_cap(p, VPCI_CAP_PCI_CFG, 0, VCAP_CFG_SIZE, VIRTIO_PCI_CAP_PCI_CFG, 0, 0);
 	/* The access window's bar, offset, length and data are the driver's to write. */
 	p->wmask[VPCI_CAP_PCI_CFG + VCAP_BAR] = 0xff;
 	memset(&p->wmask[VPCI_CAP_PCI_CFG + VCAP_OFFSET], 0xff, 12);

@@ -4,11 +4,9 @@
  */
 #include "monitor/virtio.h"
 
-#define VIRTIO_ID_RNG 4
-
 const struct vdev_type vdev_rng_type = {
 	.name = "rng",
-	.virtio_id = VIRTIO_ID_RNG,
+	.virtio_id = VIRTIO_ID_ENTROPY,
 	.class_code = 0x00ff00,          /* unclassified device, "other" */
 	.nqueues = 1,
 };

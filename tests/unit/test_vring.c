@@ -35,19 +35,19 @@ static void *fake_translate(void *opaque, uint64_t addr, uint64_t len, bool writ
 	return f->mem + (addr - MEM_BASE);
 }
 
-static struct vring_desc *desc_at(struct fake *f, uint64_t addr)
+static struct virtq_desc *desc_at(struct fake *f, uint64_t addr)
 {
-	return (struct vring_desc *)(f->mem + (addr - MEM_BASE));
+	return (struct virtq_desc *)(f->mem + (addr - MEM_BASE));
 }
 
-static struct vring_avail *avail(struct fake *f)
+static struct virtq_avail *avail(struct fake *f)
 {
-	return (struct vring_avail *)(f->mem + (AVAIL_AT - MEM_BASE));
+	return (struct virtq_avail *)(f->mem + (AVAIL_AT - MEM_BASE));
 }
 
-static struct vring_used *used(struct fake *f)
+static struct virtq_used *used(struct fake *f)
 {
-	return (struct vring_used *)(f->mem + (USED_AT - MEM_BASE));
+	return (struct virtq_used *)(f->mem + (USED_AT - MEM_BASE));
 }
 
 static struct fake *fake_new(uint16_t num, bool indirect, bool event_idx)
@@ -75,7 +75,7 @@ static int fake_teardown(void **state)
 	return 0;
 }
 
-static void set_desc(struct vring_desc *d, uint64_t addr, uint32_t len, uint16_t flags,
+static void set_desc(struct virtq_desc *d, uint64_t addr, uint32_t len, uint16_t flags,
 		     uint16_t next)
 {
 	d->addr = addr;
@@ -167,16 +167,16 @@ static void error_names(void **state)
 static void pop_push_round_trip(void **state)
 {
 	struct fake *f = *state = fake_new(8, false, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 	char out[32] = { 0 };
 
 	assert_int_equal(pop(f), VRING_EMPTY);
 	memcpy(f->mem + (DATA_AT - MEM_BASE), "hello, ", 7);
 	memcpy(f->mem + (DATA_AT + 0x100 - MEM_BASE), "world", 5);
-	set_desc(&d[2], DATA_AT, 7, VRING_DESC_F_NEXT, 5);
-	set_desc(&d[5], DATA_AT + 0x100, 5, VRING_DESC_F_NEXT, 1);
-	set_desc(&d[1], DATA_AT + 0x200, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 7);
-	set_desc(&d[7], DATA_AT + 0x300, 4, VRING_DESC_F_WRITE, 0);
+	set_desc(&d[2], DATA_AT, 7, VIRTQ_DESC_F_NEXT, 5);
+	set_desc(&d[5], DATA_AT + 0x100, 5, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(&d[1], DATA_AT + 0x200, 16, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 7);
+	set_desc(&d[7], DATA_AT + 0x300, 4, VIRTQ_DESC_F_WRITE, 0);
 	post(f, 2);
 	assert_int_equal(pop(f), VRING_OK);
 	assert_int_equal(f->chain.head, 2);
@@ -208,11 +208,11 @@ static void pop_push_round_trip(void **state)
 static void zero_length_buffers_are_skipped(void **state)
 {
 	struct fake *f = *state = fake_new(4, false, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 
 	/* a zero-length buffer needs no address: not translated, not handed out */
-	set_desc(&d[0], 0xdead000000000000ull, 0, VRING_DESC_F_NEXT, 1);
-	set_desc(&d[1], DATA_AT, 8, VRING_DESC_F_WRITE, 0);
+	set_desc(&d[0], 0xdead000000000000ull, 0, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(&d[1], DATA_AT, 8, VIRTQ_DESC_F_WRITE, 0);
 	post(f, 0);
 	assert_int_equal(pop(f), VRING_OK);
 	assert_int_equal(f->chain.niov, 1);
@@ -222,7 +222,7 @@ static void zero_length_buffers_are_skipped(void **state)
 static void indices_wrap_around(void **state)
 {
 	struct fake *f = *state = fake_new(4, false, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 
 	set_desc(&d[3], DATA_AT, 1, 0, 0);
 	f->vr.last_avail = f->avail_idx = 65534;
@@ -242,16 +242,16 @@ static void indices_wrap_around(void **state)
 static void indirect_table(void **state)
 {
 	struct fake *f = *state = fake_new(8, true, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 	uint64_t table_at = DATA_AT + 0x1008;     /* indirect tables need no alignment */
-	struct vring_desc t[3];
+	struct virtq_desc t[3];
 
-	set_desc(&t[0], DATA_AT, 16, VRING_DESC_F_NEXT, 2);
-	set_desc(&t[2], DATA_AT + 0x100, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
-	set_desc(&t[1], DATA_AT + 0x400, 1, VRING_DESC_F_WRITE, 0);
+	set_desc(&t[0], DATA_AT, 16, VIRTQ_DESC_F_NEXT, 2);
+	set_desc(&t[2], DATA_AT + 0x100, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	set_desc(&t[1], DATA_AT + 0x400, 1, VIRTQ_DESC_F_WRITE, 0);
 	memcpy(f->mem + (table_at - MEM_BASE), t, sizeof(t));
 	/* WRITE on the descriptor that points to the table is ignored */
-	set_desc(&d[0], table_at, sizeof(t), VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
+	set_desc(&d[0], table_at, sizeof(t), VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_WRITE, 0);
 	post(f, 0);
 	assert_int_equal(pop(f), VRING_OK);
 	assert_int_equal(f->chain.niov, 3);
@@ -260,8 +260,8 @@ static void indirect_table(void **state)
 	assert_int_equal(f->chain.iov[2].addr, DATA_AT + 0x400);
 
 	/* a direct buffer may precede the indirect one */
-	set_desc(&d[1], DATA_AT + 0x800, 4, VRING_DESC_F_NEXT, 2);
-	set_desc(&d[2], table_at, sizeof(t), VRING_DESC_F_INDIRECT, 0);
+	set_desc(&d[1], DATA_AT + 0x800, 4, VIRTQ_DESC_F_NEXT, 2);
+	set_desc(&d[2], table_at, sizeof(t), VIRTQ_DESC_F_INDIRECT, 0);
 	post(f, 1);
 	assert_int_equal(pop(f), VRING_OK);
 	assert_int_equal(f->chain.niov, 4);
@@ -271,7 +271,7 @@ static void indirect_table(void **state)
 static void avail_idx_running_ahead(void **state)
 {
 	struct fake *f = *state = fake_new(8, false, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 
 	set_desc(&d[0], DATA_AT, 1, 0, 0);
 	avail(f)->idx = 8;                /* exactly a full ring: fine */
@@ -286,58 +286,64 @@ static void avail_idx_running_ahead(void **state)
 static void head_and_next_beyond_queue(void **state)
 {
 	struct fake *f = *state = fake_new(8, false, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 
 	post(f, 8);
 	assert_int_equal(pop_fails(f), VRING_BAD_HEAD);
 	avail(f)->ring[0] = 0xffff;
 	assert_int_equal(pop_fails(f), VRING_BAD_HEAD);
 	avail(f)->ring[0] = 0;
-	set_desc(&d[0], DATA_AT, 1, VRING_DESC_F_NEXT, 8);
+	set_desc(&d[0], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 8);
 	assert_int_equal(pop_fails(f), VRING_BAD_HEAD);
 }
 
 static void loops(void **state)
 {
 	struct fake *f = *state = fake_new(8, true, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
-	struct vring_desc t[4] = { 0 };
+	struct virtq_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc t[4] = { 0 };
 
-	set_desc(&d[0], DATA_AT, 1, VRING_DESC_F_NEXT, 0);        /* onto itself */
+	set_desc(&d[0], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 0);        /* onto itself */
 	post(f, 0);
 	assert_int_equal(pop_fails(f), VRING_LOOP);
-	set_desc(&d[0], DATA_AT, 1, VRING_DESC_F_NEXT, 1);
-	set_desc(&d[1], DATA_AT, 1, VRING_DESC_F_NEXT, 2);
-	set_desc(&d[2], DATA_AT, 1, VRING_DESC_F_NEXT, 0);        /* 0 → 1 → 2 → 0 */
+	set_desc(&d[0], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(&d[1], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 2);
+	set_desc(&d[2], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 0);        /* 0 → 1 → 2 → 0 */
 	assert_int_equal(pop_fails(f), VRING_LOOP);
 	/* a loop inside an indirect table */
-	set_desc(&t[0], DATA_AT, 1, VRING_DESC_F_NEXT, 1);
-	set_desc(&t[1], DATA_AT, 1, VRING_DESC_F_NEXT, 0);
+	set_desc(&t[0], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(&t[1], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 0);
 	memcpy(f->mem + (DATA_AT + 0x1000 - MEM_BASE), t, sizeof(t));
-	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VRING_DESC_F_INDIRECT, 0);
+	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VIRTQ_DESC_F_INDIRECT, 0);
 	assert_int_equal(pop_fails(f), VRING_LOOP);
-	/* a chain without a loop but longer than the queue, through an indirect table:
-	 * 1 direct + 8 indirect descriptors > 8 */
-	struct vring_desc big[8];
-	for (int i = 0; i < 8; i++)
-		set_desc(&big[i], DATA_AT, 1, i < 7 ? VRING_DESC_F_NEXT : 0, i + 1);
+	/* an indirect table is its own bound: 9 entries behind one ring descriptor in a
+	 * queue of 8, as Linux fills them when the queue is small */
+	struct virtq_desc big[9];
+	for (int i = 0; i < 9; i++)
+		set_desc(&big[i], DATA_AT, 1, i < 8 ? VIRTQ_DESC_F_NEXT : 0, i + 1);
 	memcpy(f->mem + (DATA_AT + 0x2000 - MEM_BASE), big, sizeof(big));
-	set_desc(&d[0], DATA_AT + 0x2000, sizeof(big), VRING_DESC_F_INDIRECT, 0);
-	assert_int_equal(pop_fails(f), VRING_LOOP);
-	/* 7 indirect entries fit */
-	big[6].flags = 0;
-	memcpy(f->mem + (DATA_AT + 0x2000 - MEM_BASE), big, sizeof(big));
+	set_desc(&d[0], DATA_AT + 0x2000, sizeof(big), VIRTQ_DESC_F_INDIRECT, 0);
 	assert_int_equal(pop(f), VRING_OK);
-	assert_int_equal(f->chain.niov, 7);
+	assert_int_equal(f->chain.niov, 9);
+	/* a loop through all of the table */
+	big[8].flags = VIRTQ_DESC_F_NEXT;
+	big[8].next = 0;
+	memcpy(f->mem + (DATA_AT + 0x2000 - MEM_BASE), big, sizeof(big));
+	post(f, 0);
+	assert_int_equal(pop_fails(f), VRING_LOOP);
+	/* a table larger than VRING_MAX_INDIRECT entries is refused before it is walked */
+	set_desc(&d[0], DATA_AT + 0x2000, (VRING_MAX_INDIRECT + 1) * sizeof(struct virtq_desc),
+		 VIRTQ_DESC_F_INDIRECT, 0);
+	assert_int_equal(pop_fails(f), VRING_BAD_INDIRECT);
 }
 
 static void too_many_buffers(void **state)
 {
 	struct fake *f = *state = fake_new(512, true, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 
 	for (int i = 0; i < VRING_MAX_IOV; i++)
-		set_desc(&d[i], DATA_AT, 1, VRING_DESC_F_NEXT, i + 1);
+		set_desc(&d[i], DATA_AT, 1, VIRTQ_DESC_F_NEXT, i + 1);
 	set_desc(&d[VRING_MAX_IOV], DATA_AT, 1, 0, 0);
 	post(f, 1);                      /* VRING_MAX_IOV buffers: the most allowed */
 	assert_int_equal(pop(f), VRING_OK);
@@ -345,15 +351,15 @@ static void too_many_buffers(void **state)
 	post(f, 0);                      /* one more */
 	assert_int_equal(pop_fails(f), VRING_TOO_LONG);
 	/* past VRING_MAX_IOV and then round in a circle: still a loop */
-	set_desc(&d[VRING_MAX_IOV], DATA_AT, 1, VRING_DESC_F_NEXT, 0);
+	set_desc(&d[VRING_MAX_IOV], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 0);
 	assert_int_equal(pop_fails(f), VRING_LOOP);
 	/* a two-descriptor loop in a queue larger than VRING_MAX_IOV */
-	set_desc(&d[0], DATA_AT, 1, VRING_DESC_F_NEXT, 1);
-	set_desc(&d[1], DATA_AT, 1, VRING_DESC_F_NEXT, 0);
+	set_desc(&d[0], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(&d[1], DATA_AT, 1, VIRTQ_DESC_F_NEXT, 0);
 	assert_int_equal(pop_fails(f), VRING_LOOP);
 	/* past VRING_MAX_IOV, then a bad address: the first error found */
 	for (int i = 0; i < 300; i++)
-		set_desc(&d[i], DATA_AT, 1, VRING_DESC_F_NEXT, i + 1);
+		set_desc(&d[i], DATA_AT, 1, VIRTQ_DESC_F_NEXT, i + 1);
 	set_desc(&d[300], 0x10, 1, 0, 0);
 	assert_int_equal(pop_fails(f), VRING_BAD_ADDR);
 }
@@ -361,48 +367,48 @@ static void too_many_buffers(void **state)
 static void addresses_outside_memory(void **state)
 {
 	struct fake *f = *state = fake_new(4, true, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 
 	set_desc(&d[0], MEM_BASE - 1, 2, 0, 0);                     /* starts before */
 	post(f, 0);
 	assert_int_equal(pop_fails(f), VRING_BAD_ADDR);
-	set_desc(&d[0], MEM_BASE + MEM_SIZE - 4, 8, VRING_DESC_F_WRITE, 0);   /* runs past */
+	set_desc(&d[0], MEM_BASE + MEM_SIZE - 4, 8, VIRTQ_DESC_F_WRITE, 0);   /* runs past */
 	assert_int_equal(pop_fails(f), VRING_BAD_ADDR);
-	set_desc(&d[0], DATA_AT, 8, VRING_DESC_F_NEXT, 1);          /* the second one */
+	set_desc(&d[0], DATA_AT, 8, VIRTQ_DESC_F_NEXT, 1);          /* the second one */
 	set_desc(&d[1], 0x10, 8, 0, 0);
 	assert_int_equal(pop_fails(f), VRING_BAD_ADDR);
-	set_desc(&d[0], 0x10, 32, VRING_DESC_F_INDIRECT, 0);        /* the table itself */
+	set_desc(&d[0], 0x10, 32, VIRTQ_DESC_F_INDIRECT, 0);        /* the table itself */
 	assert_int_equal(pop_fails(f), VRING_BAD_ADDR);
 }
 
 static void bad_indirect_tables(void **state)
 {
 	struct fake *f = *state = fake_new(8, false, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
-	struct vring_desc t[2];
+	struct virtq_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc t[2];
 
-	set_desc(&t[0], DATA_AT, 8, VRING_DESC_F_NEXT, 1);
-	set_desc(&t[1], DATA_AT, 8, VRING_DESC_F_WRITE, 0);
+	set_desc(&t[0], DATA_AT, 8, VIRTQ_DESC_F_NEXT, 1);
+	set_desc(&t[1], DATA_AT, 8, VIRTQ_DESC_F_WRITE, 0);
 	memcpy(f->mem + (DATA_AT + 0x1000 - MEM_BASE), t, sizeof(t));
-	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VRING_DESC_F_INDIRECT, 0);
+	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VIRTQ_DESC_F_INDIRECT, 0);
 	post(f, 0);
 	assert_int_equal(pop_fails(f), VRING_BAD_INDIRECT);     /* not negotiated */
 	f->vr.indirect = true;
 	assert_int_equal(pop(f), VRING_OK);
 	f->vr.last_avail = 0;
 
-	d[0].flags = VRING_DESC_F_INDIRECT | VRING_DESC_F_NEXT; /* INDIRECT with NEXT */
+	d[0].flags = VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT; /* INDIRECT with NEXT */
 	assert_int_equal(pop_fails(f), VRING_BAD_INDIRECT);
-	set_desc(&d[0], DATA_AT + 0x1000, 24, VRING_DESC_F_INDIRECT, 0);   /* not n * 16 */
+	set_desc(&d[0], DATA_AT + 0x1000, 24, VIRTQ_DESC_F_INDIRECT, 0);   /* not n * 16 */
 	assert_int_equal(pop_fails(f), VRING_BAD_INDIRECT);
 	/* nested: the table points to another table */
-	set_desc(&t[1], DATA_AT + 0x1000, 32, VRING_DESC_F_INDIRECT, 0);
+	set_desc(&t[1], DATA_AT + 0x1000, 32, VIRTQ_DESC_F_INDIRECT, 0);
 	memcpy(f->mem + (DATA_AT + 0x1000 - MEM_BASE), t, sizeof(t));
-	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VRING_DESC_F_INDIRECT, 0);
+	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VIRTQ_DESC_F_INDIRECT, 0);
 	assert_int_equal(pop_fails(f), VRING_BAD_INDIRECT);
 	/* next beyond the table */
-	set_desc(&t[0], DATA_AT, 8, VRING_DESC_F_NEXT, 2);
-	set_desc(&t[1], DATA_AT, 8, VRING_DESC_F_WRITE, 0);
+	set_desc(&t[0], DATA_AT, 8, VIRTQ_DESC_F_NEXT, 2);
+	set_desc(&t[1], DATA_AT, 8, VIRTQ_DESC_F_WRITE, 0);
 	memcpy(f->mem + (DATA_AT + 0x1000 - MEM_BASE), t, sizeof(t));
 	assert_int_equal(pop_fails(f), VRING_BAD_INDIRECT);
 }
@@ -410,37 +416,37 @@ static void bad_indirect_tables(void **state)
 static void readable_after_writable(void **state)
 {
 	struct fake *f = *state = fake_new(8, true, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
-	struct vring_desc t[2];
+	struct virtq_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc t[2];
 
-	set_desc(&d[0], DATA_AT, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	set_desc(&d[0], DATA_AT, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
 	set_desc(&d[1], DATA_AT, 8, 0, 0);
 	post(f, 0);
 	assert_int_equal(pop_fails(f), VRING_WRITE_ORDER);
 	/* also inside an indirect table, and across the direct/indirect boundary */
-	set_desc(&t[0], DATA_AT, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	set_desc(&t[0], DATA_AT, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
 	set_desc(&t[1], DATA_AT, 8, 0, 0);
 	memcpy(f->mem + (DATA_AT + 0x1000 - MEM_BASE), t, sizeof(t));
-	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VRING_DESC_F_INDIRECT, 0);
+	set_desc(&d[0], DATA_AT + 0x1000, sizeof(t), VIRTQ_DESC_F_INDIRECT, 0);
 	assert_int_equal(pop_fails(f), VRING_WRITE_ORDER);
 	set_desc(&t[0], DATA_AT, 8, 0, 0);
 	memcpy(f->mem + (DATA_AT + 0x1000 - MEM_BASE), t, sizeof(t));
-	set_desc(&d[0], DATA_AT, 8, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
-	set_desc(&d[1], DATA_AT + 0x1000, 16, VRING_DESC_F_INDIRECT, 0);
+	set_desc(&d[0], DATA_AT, 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
+	set_desc(&d[1], DATA_AT + 0x1000, 16, VIRTQ_DESC_F_INDIRECT, 0);
 	assert_int_equal(pop_fails(f), VRING_WRITE_ORDER);
 }
 
 static void bad_lengths(void **state)
 {
 	struct fake *f = *state = fake_new(8, true, false);
-	struct vring_desc *d = desc_at(f, DESC_AT);
+	struct virtq_desc *d = desc_at(f, DESC_AT);
 
-	set_desc(&d[0], DATA_AT, 0, VRING_DESC_F_INDIRECT, 0);        /* empty table */
+	set_desc(&d[0], DATA_AT, 0, VIRTQ_DESC_F_INDIRECT, 0);        /* empty table */
 	post(f, 0);
 	assert_int_equal(pop_fails(f), VRING_BAD_LEN);
 	set_desc(&d[0], 0xfffffffffffff000ull, 0x2000, 0, 0);         /* addr + len wraps */
 	assert_int_equal(pop_fails(f), VRING_BAD_LEN);
-	set_desc(&d[0], 0xffffffffffffff00ull, 0x200, VRING_DESC_F_INDIRECT, 0);
+	set_desc(&d[0], 0xffffffffffffff00ull, 0x200, VIRTQ_DESC_F_INDIRECT, 0);
 	assert_int_equal(pop_fails(f), VRING_BAD_LEN);
 }
 
@@ -452,14 +458,14 @@ static void notify_without_event_idx(void **state)
 	vring_push(&f->vr, 0, 0);
 	assert_true(vring_need_notify(&f->vr));
 	assert_false(vring_need_notify(&f->vr));     /* ...nothing new since */
-	avail(f)->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	avail(f)->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;
 	vring_push(&f->vr, 0, 0);
 	assert_false(vring_need_notify(&f->vr));
 	avail(f)->flags = 0;
 	assert_true(vring_need_notify(&f->vr));      /* still owed for the last push */
 
 	vring_set_notify(&f->vr, false);
-	assert_int_equal(used(f)->flags, VRING_USED_F_NO_NOTIFY);
+	assert_int_equal(used(f)->flags, VIRTQ_USED_F_NO_NOTIFY);
 	vring_set_notify(&f->vr, true);
 	assert_int_equal(used(f)->flags, 0);
 }
@@ -470,7 +476,7 @@ static void notify_with_event_idx(void **state)
 	uint16_t *used_event = &avail(f)->ring[8];
 	uint16_t *avail_event = (uint16_t *)&used(f)->ring[8];
 
-	avail(f)->flags = VRING_AVAIL_F_NO_INTERRUPT;   /* ignored with EVENT_IDX */
+	avail(f)->flags = VIRTQ_AVAIL_F_NO_INTERRUPT;   /* ignored with EVENT_IDX */
 	vring_push(&f->vr, 0, 0);
 	assert_true(vring_need_notify(&f->vr));         /* the first one always */
 	*used_event = 2;                                /* "interrupt me when idx passes 2" */

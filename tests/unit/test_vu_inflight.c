@@ -50,9 +50,11 @@ static void take(struct fixture *f, uint16_t head)
 /* A whole completion, as vu_queue_push does it around vring_push. */
 static void complete(struct fixture *f, uint16_t head)
 {
-	vu_inflight_complete_begin(f->q, &f->batch, head);
+	const struct virtq_used_elem e = { head, 0 };
+
+	vu_inflight_complete_begin(f->q, &f->batch, &e, 1);
 	f->used++;
-	vu_inflight_complete_end(f->q, head, f->used);
+	vu_inflight_complete_end(f->q, &e, 1, f->used);
 }
 
 /* Recovers (with the ring size num) and checks the heads to resubmit, in order. */
@@ -156,6 +158,7 @@ static void completions_clear_and_record(void **state)
 static void crash_at_every_step_of_a_completion(void **state)
 {
 	static const uint16_t both[] = { 7, 3 }, only_c[] = { 3 };
+	static const struct virtq_used_elem b = { 7, 0 };
 	enum { BEFORE, AFTER_BEGIN, AFTER_USED, AFTER_END } step;
 
 	for (step = BEFORE; step <= AFTER_END; step++) {
@@ -167,11 +170,11 @@ static void crash_at_every_step_of_a_completion(void **state)
 		take(&f, 3);                          /* C */
 		complete(&f, 1);
 		if (step >= AFTER_BEGIN)
-			vu_inflight_complete_begin(f.q, &f.batch, 7);
+			vu_inflight_complete_begin(f.q, &f.batch, &b, 1);
 		if (step >= AFTER_USED)
 			f.used++;                     /* vring_push published B */
 		if (step >= AFTER_END)
-			vu_inflight_complete_end(f.q, 7, f.used);
+			vu_inflight_complete_end(f.q, &b, 1, f.used);
 		/* Published: B is done and must not come back; else it must. */
 		if (step >= AFTER_USED)
 			expect_recover(&f, QS, only_c, 1);

@@ -3,13 +3,15 @@
  * them: find a device, map its structures through the vendor capabilities, negotiate
  * features, set up queues, take interrupts (MSI-X, else INTx, else polling), and move
  * buffer chains through the rings. Device drivers (virtio_blk.h, virtio_console.h,
- * virtio_rng.h) sit on top. Functions return 0 or a negative errno-style code.
+ * virtio_rng.h) sit on top. The virtio ABI itself (feature bits, status, ring layout)
+ * is <bulkhead/virtio.h>. Functions return 0 or a negative errno-style code.
  */
 #ifndef INMATE_VIRTIO_H
 #define INMATE_VIRTIO_H
 
 #include <stdint.h>
 #include <stddef.h>
+#include <bulkhead/virtio.h>
 #include <inmate/pci.h>
 
 /* Error codes (negated), the Linux values so they read familiarly in messages. */
@@ -20,63 +22,11 @@
 #define VIRTIO_ENOSPC     28
 #define VIRTIO_ETIMEDOUT  110
 
-/* PCI identity: vendor 0x1AF4, device 0x1040 + virtio device id (modern devices). */
-#define VIRTIO_PCI_VENDOR        0x1AF4
-#define VIRTIO_PCI_DEVICE_MODERN 0x1040
-#define VIRTIO_ID_NET            1
-#define VIRTIO_ID_BLOCK          2
-#define VIRTIO_ID_CONSOLE        3
-#define VIRTIO_ID_ENTROPY        4
+/* The inmate API's older name of VIRTIO_STATUS_DEVICE_NEEDS_RESET (programs use it). */
+#define VIRTIO_STATUS_NEEDS_RESET  VIRTIO_STATUS_DEVICE_NEEDS_RESET
 
-/* Device status bits. */
-#define VIRTIO_STATUS_ACKNOWLEDGE  0x01
-#define VIRTIO_STATUS_DRIVER       0x02
-#define VIRTIO_STATUS_DRIVER_OK    0x04
-#define VIRTIO_STATUS_FEATURES_OK  0x08
-#define VIRTIO_STATUS_NEEDS_RESET  0x40
-#define VIRTIO_STATUS_FAILED       0x80
-
-/* Transport and ring feature bits (bit numbers; VIRTIO_BIT makes the mask). */
-#define VIRTIO_BIT(n)                 (1ULL << (n))
-#define VIRTIO_F_INDIRECT_DESC        28
-#define VIRTIO_F_EVENT_IDX            29
-#define VIRTIO_F_VERSION_1            32
-#define VIRTIO_F_ACCESS_PLATFORM      33
-#define VIRTIO_F_RING_PACKED          34
-#define VIRTIO_F_IN_ORDER             35
-#define VIRTIO_F_NOTIFICATION_DATA    38
-
-/* Split virtqueue layout (virtio 1.2, 2.7). All fields little-endian, as is x86. */
-#define VIRTQ_DESC_F_NEXT       1
-#define VIRTQ_DESC_F_WRITE      2
-#define VIRTQ_DESC_F_INDIRECT   4
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-#define VIRTQ_USED_F_NO_NOTIFY     1
-#define VIRTQ_MAX_SIZE          32768
-
-struct virtq_desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags;
-	uint16_t next;
-};
-
-struct virtq_avail {
-	uint16_t flags;
-	uint16_t idx;
-	uint16_t ring[];        /* num entries, then used_event (EVENT_IDX) */
-};
-
-struct virtq_used_elem {
-	uint32_t id;
-	uint32_t len;
-};
-
-struct virtq_used {
-	uint16_t flags;
-	uint16_t idx;
-	struct virtq_used_elem ring[];   /* num entries, then avail_event (EVENT_IDX) */
-};
+/* Feature bit number n as a mask. */
+#define VIRTIO_BIT(n)              (1ULL << (n))
 
 /* How the driver learns about used buffers. AUTO: MSI-X if the device has it, else
  * INTx if it has an interrupt pin with a routed line, else polling. */
@@ -161,7 +111,7 @@ uint8_t virtio_status(const struct virtio_dev *d);
 void virtio_set_failed(struct virtio_dev *d);
 static inline int virtio_needs_reset(const struct virtio_dev *d)
 {
-	return !!(virtio_status(d) & VIRTIO_STATUS_NEEDS_RESET);
+	return !!(virtio_status(d) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
 /* Device-specific configuration, read with the generation counter so multi-field

@@ -8,52 +8,18 @@
 
 #include <inmate/virtio.h>
 
-#define VIRTIO_BLK_F_SIZE_MAX      1
-#define VIRTIO_BLK_F_SEG_MAX       2
-#define VIRTIO_BLK_F_GEOMETRY      4
-#define VIRTIO_BLK_F_RO            5
-#define VIRTIO_BLK_F_BLK_SIZE      6
-#define VIRTIO_BLK_F_FLUSH         9
-#define VIRTIO_BLK_F_TOPOLOGY      10
-#define VIRTIO_BLK_F_CONFIG_WCE    11
-#define VIRTIO_BLK_F_MQ            12
-#define VIRTIO_BLK_F_DISCARD       13
-#define VIRTIO_BLK_F_WRITE_ZEROES  14
-
-#define VIRTIO_BLK_T_IN            0
-#define VIRTIO_BLK_T_OUT           1
-#define VIRTIO_BLK_T_FLUSH         4
-#define VIRTIO_BLK_T_GET_ID        8
-#define VIRTIO_BLK_T_DISCARD       11
-#define VIRTIO_BLK_T_WRITE_ZEROES  13
-
-#define VIRTIO_BLK_S_OK            0
-#define VIRTIO_BLK_S_IOERR         1
-#define VIRTIO_BLK_S_UNSUPP        2
-
-#define VIRTIO_BLK_SECTOR          512u
-#define VIRTIO_BLK_ID_BYTES        20
-#define VIRTIO_BLK_WZ_UNMAP        1u     /* write-zeroes flag: may deallocate */
+/* The inmate API's names for parts of the virtio-blk ABI (<bulkhead/virtio.h>). */
+#define VIRTIO_BLK_SECTOR          VIRTIO_BLK_SECTOR_SIZE
+#define VIRTIO_BLK_WZ_UNMAP        VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP
+#define vblk_hdr                   virtio_blk_req_hdr
+#define vblk_range                 virtio_blk_discard_write_zeroes
 
 #define VBLK_MAX_SEGS              64     /* data buffers per request */
 #define VBLK_MAX_REQS              64     /* requests in flight */
 
-/* struct virtio_blk_req's readable head, and a discard/write-zeroes range. */
-struct vblk_hdr {
-	uint32_t type;
-	uint32_t reserved;
-	uint64_t sector;
-};
-
-struct vblk_range {
-	uint64_t sector;
-	uint32_t num_sectors;
-	uint32_t flags;
-};
-
 struct vblk_req {
-	struct vblk_hdr hdr;          /* device-readable */
-	struct vblk_range range;      /* device-readable payload of discard/write-zeroes */
+	struct virtio_blk_req_hdr hdr;     /* device-readable */
+	struct virtio_blk_discard_write_zeroes range;   /* discard/write-zeroes payload */
 	uint8_t status;               /* device-writable */
 	/* driver side */
 	void *buf;

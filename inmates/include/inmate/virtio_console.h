@@ -10,10 +10,6 @@
 #include <inmate/printf.h>
 #include <inmate/virtio.h>
 
-#define VIRTIO_CONSOLE_F_SIZE        0
-#define VIRTIO_CONSOLE_F_MULTIPORT   1
-#define VIRTIO_CONSOLE_F_EMERG_WRITE 2
-
 #define VCON_RX_BUFS      4
 #define VCON_RX_BYTES     256
 #define VCON_TX_BUFS      16

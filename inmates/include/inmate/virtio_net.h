@@ -6,32 +6,18 @@
 #ifndef INMATE_VIRTIO_NET_H
 #define INMATE_VIRTIO_NET_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <inmate/virtio.h>
 
-/* Device feature bits (virtio 1.2, 5.1.3) the driver takes when offered. */
-#define VIRTIO_NET_F_MAC        5
-#define VIRTIO_NET_F_MRG_RXBUF  15
-#define VIRTIO_NET_F_STATUS     16
+/* Device configuration offsets (struct virtio_net_config, <bulkhead/virtio.h>). */
+#define VIRTIO_NET_CFG_MAC      offsetof(struct virtio_net_config, mac)
+#define VIRTIO_NET_CFG_STATUS   offsetof(struct virtio_net_config, status)
 
-/* Device configuration (5.1.4). */
-#define VIRTIO_NET_CFG_MAC      0
-#define VIRTIO_NET_CFG_STATUS   6
-#define VIRTIO_NET_S_LINK_UP    1
-
-/* struct virtio_net_hdr (5.1.6): with VERSION_1 it is always 12 bytes, num_buffers
- * included; a transmitted frame's header is all zeros (no checksum or GSO offload). */
-struct virtio_net_hdr {
-	uint8_t  flags;
-	uint8_t  gso_type;
-	uint16_t hdr_len;
-	uint16_t gso_size;
-	uint16_t csum_start;
-	uint16_t csum_offset;
-	uint16_t num_buffers;
-} __attribute__((packed));
-
-#define VNET_HDR_LEN    12u
+/* The header before every frame (struct virtio_net_hdr): with VERSION_1 always 12
+ * bytes, num_buffers included; a transmitted frame's is all zeros (no checksum or GSO
+ * offload). */
+#define VNET_HDR_LEN    ((unsigned)sizeof(struct virtio_net_hdr))
 #define VNET_FRAME_MAX  1514u     /* Ethernet header + 1500, no FCS */
 #define VNET_FRAME_MIN  60u       /* shorter frames are padded with zeros */
 /* Every buffer holds the header and a whole frame, so with MRG_RXBUF a device never
