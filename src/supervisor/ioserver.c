@@ -1,8 +1,9 @@
 /*
  * The I/O servers as the supervisor runs them: disk files opened (and created) up
- * front, one socket pair per device (the monitor gets one end, the server the other,
- * so no socket path exists for anyone else to reach), console pipes, and one
- * `bulkhead ioserver` process per server in the system file.
+ * front, one socket pair per device of a monitor (the monitor gets one end, the server
+ * the other, so no socket path exists for anyone else to reach), for QEMU partitions a
+ * connection to the socket QEMU listens on in a private directory, console pipes, and
+ * one `bulkhead ioserver` process per server in the system file.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +28,8 @@ enum { SRV_EVENT_FD = 3, SRV_FIRST_FD = 4 };
 #define SRV_STABLE_MS       1000
 #define SRV_BACKOFF_MIN_MS  50
 #define SRV_BACKOFF_MAX_MS  2000
+/* How often the supervisor looks for the sockets of QEMU partitions still starting. */
+#define SRV_QEMU_POLL_MS    5
 
 static int open_disk(const struct bh_disk *disk)
 {
@@ -44,14 +48,111 @@ static int open_disk(const struct bh_disk *disk)
 	return fd;
 }
 
+/* The private directory of QEMU's vhost-user sockets: $XDG_RUNTIME_DIR, $TMPDIR or
+ * /tmp, then bulkhead.XXXXXX made with mode 0700 (mkdtemp). */
+static int make_vu_dir(struct sup *s)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (s->vu_dir[0])
+		return 0;
+	if (!base || base[0] != '/')
+		base = getenv("TMPDIR");
+	if (!base || base[0] != '/')
+		base = "/tmp";
+	n = snprintf(s->vu_dir, sizeof(s->vu_dir), "%s/bulkhead.XXXXXX", base);
+	if (n < 0 || (size_t)n >= sizeof(s->vu_dir) || !mkdtemp(s->vu_dir)) {
+		int err = n >= 0 && (size_t)n >= sizeof(s->vu_dir) ? -ENAMETOOLONG : -errno;
+
+		fprintf(stderr, "bulkhead run: cannot make a directory for QEMU's vhost-user "
+			"sockets under '%s': %s\n", base, strerror(-err));
+		s->vu_dir[0] = '\0';
+		return err;
+	}
+	return 0;
+}
+
+/* Where QEMU will listen for device d of partition p: <vu_dir>/<partition>.<d>.sock,
+ * which must fit sun_path. */
+static int qemu_sock_path(struct sup *s, struct sup_partition *p, unsigned d)
+{
+	int rc = make_vu_dir(s), n;
+
+	if (rc)
+		return rc;
+	n = snprintf(p->vu_path[d], sizeof(p->vu_path[d]), "%s/%s.%u.sock", s->vu_dir,
+		     p->cfg->name, d);
+	if (n < 0 || (size_t)n >= sizeof(p->vu_path[d])) {
+		fprintf(stderr, "bulkhead run: partition '%s': device %u: the socket path "
+			"'%s/%s.%u.sock' is longer than %d bytes; set XDG_RUNTIME_DIR or TMPDIR to "
+			"a shorter directory\n", p->cfg->name, d, s->vu_dir, p->cfg->name, d,
+			SUP_SUN_PATH_MAX - 1);
+		p->vu_path[d][0] = '\0';
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* A new connection to the socket QEMU listens on for device d of partition p: the fd,
+ * -EAGAIN while QEMU has not got that far, or another -errno. The socket is opened
+ * without following symbolic links and must be a socket (QEMU, which can write in the
+ * directory, cannot send the supervisor elsewhere); later connections go through that
+ * O_PATH descriptor, so the name is removed after the first one. Never waits. */
+static int qemu_connect(struct sup_partition *p, unsigned d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd, err;
+
+	if (p->vu_fd[d] < 0) {
+		p->vu_fd[d] = open(p->vu_path[d], O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (p->vu_fd[d] < 0)
+			return errno == ENOENT ? -EAGAIN : -errno;
+		if (fstat(p->vu_fd[d], &st) || !S_ISSOCK(st.st_mode)) {
+			close(p->vu_fd[d]);
+			p->vu_fd[d] = -1;
+			return -ENOTSOCK;
+		}
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", p->vu_fd[d]);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		/* ECONNREFUSED: bound, not listening yet (or QEMU is gone); EAGAIN: its
+		 * backlog is full */
+		err = errno == ECONNREFUSED || errno == EAGAIN ? -EAGAIN : -errno;
+		close(fd);
+		return err;
+	}
+	/* the server gets a blocking socket, as a socket pair end is */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	if (p->vu_path[d][0]) {
+		unlink(p->vu_path[d]);
+		p->vu_path[d][0] = '\0';
+	}
+	return fd;
+}
+
 static int add_conn(struct sup *s, struct sup_partition *p, unsigned d)
 {
 	const struct bh_device *dev = &p->cfg->devices[d];
 	struct sup_server *v = &s->servers[dev->server.idx];
-	int sv[2];
+	int sv[2], rc;
 
 	if (v->nconns == SUP_MAX_CONNS)
 		return -ENOSPC;
+	/* QEMU partitions: the server starts once QEMU listens (sup_servers_tick). */
+	if (p->cfg->engine == BH_ENGINE_QEMU) {
+		rc = qemu_sock_path(s, p, d);
+		if (rc)
+			return rc;
+		v->conns[v->nconns++] = (struct sup_conn){ .fd = -1, .part = p->id, .dev = d,
+			.disk = dev->disk.idx, .out_fd = -1, .qemu = true };
+		v->waiting = true;
+		return 0;
+	}
 	if (p->ctl_fd < 0) {
 		int cv[2];
 
@@ -86,6 +187,8 @@ int sup_prepare_devices(struct sup *s)
 {
 	int rc;
 
+	for (unsigned i = 0; i < s->nparts; i++)
+		memset(s->parts[i].vu_fd, -1, sizeof(s->parts[i].vu_fd));
 	for (unsigned i = 0; i < s->nservers; i++) {
 		struct sup_server *v = &s->servers[i];
 
@@ -139,6 +242,8 @@ static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 	for (unsigned k = 0; k < v->cfg->ndisks; k++)
 		lifted_disk[k] = sup_child_lift(v->disk_fd[k], above);
 	for (unsigned c = 0; c < v->nconns; c++) {
+		if (v->conns[c].fd < 0)
+			continue;           /* a QEMU partition that is gone */
 		lifted_conn[c] = sup_child_lift(v->conns[c].fd, above);
 		lifted_out[c] = v->conns[c].out_fd >= 0 ? sup_child_lift(v->conns[c].out_fd, above) : -1;
 	}
@@ -164,8 +269,11 @@ static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 		const struct sup_conn *cn = &v->conns[c];
 		const struct sup_partition *p = &s->parts[cn->part];
 		const struct bh_device *dev = &p->cfg->devices[cn->dev];
-		int fd = next++, len;
+		int fd, len;
 
+		if (cn->fd < 0)
+			continue;
+		fd = next++;
 		if (lifted_conn[c] < 0 || dup2(lifted_conn[c], fd) < 0)
 			_exit(127);
 		len = snprintf(specs[c], sizeof(specs[c]), "fd=%d,partition=%s,device=%u", fd,
@@ -208,8 +316,17 @@ static void exec_server(struct sup *s, struct sup_server *v, int event_w)
 
 static int start_server(struct sup *s, struct sup_server *v)
 {
+	unsigned nconns = 0;
 	int events[2];
 
+	for (unsigned c = 0; c < v->nconns; c++)
+		nconns += v->conns[c].fd >= 0;
+	/* Every partition it would serve is gone (QEMU partitions that ended before they
+	 * listened): a server without connections has nothing to do. */
+	if (!nconns) {
+		v->stopping = true;
+		return 0;
+	}
 	if (pipe2(events, O_CLOEXEC))
 		return -errno;
 	v->pid = fork();
@@ -229,7 +346,7 @@ static int start_server(struct sup *s, struct sup_server *v)
 	clock_gettime(CLOCK_MONOTONIC, &v->started);
 	sup_event(s, "server_start", NULL, "\"server\":\"%s\",\"class\":\"%s\",\"pid\":%d,"
 		  "\"connections\":%u", v->cfg->name, bh_class_names[v->cfg->class], (int)v->pid,
-		  v->nconns);
+		  nconns);
 	return 0;
 }
 
@@ -264,8 +381,28 @@ static void tell_monitor(struct sup_partition *p, unsigned dev, int fd)
 	sendmsg(p->ctl_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+/* A restarted server's connection to a QEMU partition: QEMU listens again on the same
+ * socket once it has seen the old connection close (and takes this one from its backlog
+ * if it has not yet); its devices then redo the vhost-user handshake, vhost-user-blk
+ * handing the new server the same inflight region. -1 when QEMU is gone. */
+static int qemu_reconnect(struct sup *s, struct sup_server *v, const struct sup_conn *cn)
+{
+	struct sup_partition *p = &s->parts[cn->part];
+	int fd;
+
+	if (p->state != SUP_RUNNING || p->vu_fd[cn->dev] < 0)
+		return -1;
+	fd = qemu_connect(p, cn->dev);
+	if (fd < 0)
+		fprintf(stderr, "bulkhead run: I/O server '%s': cannot reconnect partition "
+			"'%s' device %u: %s\n", v->cfg->name, p->cfg->name, cn->dev,
+			strerror(-fd));
+	return fd < 0 ? -1 : fd;
+}
+
 /* New socket pairs for every connection of the server: its ends go to the new process,
- * the other ends to the monitors, which resubmit what the dead server had in flight. */
+ * the other ends to the monitors, which resubmit what the dead server had in flight.
+ * QEMU partitions get new connections to their sockets instead. */
 static int restart_server(struct sup *s, struct sup_server *v)
 {
 	int rc;
@@ -274,6 +411,10 @@ static int restart_server(struct sup *s, struct sup_server *v)
 		struct sup_conn *cn = &v->conns[c];
 		int sv[2];
 
+		if (cn->qemu) {
+			cn->fd = qemu_reconnect(s, v, cn);
+			continue;
+		}
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 			return -errno;
 		cn->fd = sv[1];
@@ -299,11 +440,76 @@ static void fail_server(struct sup *s, struct sup_server *v, const char *why)
 		v->cfg->name, why);
 }
 
+/* Removes the directory of QEMU's sockets once no name is left in it (each is removed
+ * when first connected), or at the end whatever is left. */
+static void remove_vu_dir(struct sup *s, bool at_end)
+{
+	if (!s->vu_dir[0])
+		return;
+	for (unsigned i = 0; i < s->nparts; i++)
+		for (unsigned d = 0; d < BH_MAX_DEVICES; d++) {
+			if (!s->parts[i].vu_path[d][0])
+				continue;
+			if (!at_end)
+				return;
+			unlink(s->parts[i].vu_path[d]);
+			s->parts[i].vu_path[d][0] = '\0';
+		}
+	if (rmdir(s->vu_dir) && at_end)
+		fprintf(stderr, "bulkhead run: cannot remove %s: %s\n", s->vu_dir,
+			strerror(errno));
+	s->vu_dir[0] = '\0';
+}
+
+/* A server with QEMU partitions among its frontends starts once each of them listens
+ * (QEMU makes its sockets early, before it realizes any device, and then waits for the
+ * server's answers), or has ended. True when it may start. */
+static bool connect_waiting(struct sup *s, struct sup_server *v)
+{
+	bool ready = true;
+
+	for (unsigned c = 0; c < v->nconns; c++) {
+		struct sup_conn *cn = &v->conns[c];
+		struct sup_partition *p = &s->parts[cn->part];
+		int fd;
+
+		if (!cn->qemu || cn->fd >= 0 || p->state == SUP_STOPPED)
+			continue;
+		fd = p->state == SUP_RUNNING ? qemu_connect(p, cn->dev) : -EAGAIN;
+		if (fd >= 0) {
+			cn->fd = fd;
+		} else if (fd != -EAGAIN) {
+			/* not a socket, or out of descriptors: this device cannot be served */
+			fprintf(stderr, "bulkhead run: partition '%s': device %u: cannot connect to "
+				"QEMU's socket: %s\n", p->cfg->name, cn->dev, strerror(-fd));
+			if (p->pid > 0)
+				kill(p->pid, SIGTERM);
+		} else {
+			ready = false;
+		}
+	}
+	return ready;
+}
+
 int sup_servers_tick(struct sup *s)
 {
 	struct timespec now;
 	int next = -1;
 
+	for (unsigned i = 0; i < s->nservers; i++) {
+		struct sup_server *v = &s->servers[i];
+
+		if (!v->waiting || s->stop_signal)
+			continue;
+		if (!connect_waiting(s, v)) {
+			next = SRV_QEMU_POLL_MS;
+			continue;
+		}
+		v->waiting = false;
+		if (start_server(s, v))
+			fail_server(s, v, "could not be started");
+		remove_vu_dir(s, false);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (unsigned i = 0; i < s->nservers; i++) {
 		struct sup_server *v = &s->servers[i];
@@ -323,10 +529,12 @@ int sup_servers_tick(struct sup *s)
 	return next;
 }
 
+/* Every server that serves monitors only; those with QEMU partitions among their
+ * frontends start from sup_servers_tick once the partitions' QEMUs listen. */
 int sup_start_servers(struct sup *s)
 {
 	for (unsigned i = 0; i < s->nservers; i++) {
-		int rc = start_server(s, &s->servers[i]);
+		int rc = s->servers[i].waiting ? 0 : start_server(s, &s->servers[i]);
 		if (rc)
 			return rc;
 	}
@@ -379,9 +587,17 @@ void sup_stop_servers(struct sup *s)
 {
 	for (unsigned i = 0; i < s->nservers; i++) {
 		s->servers[i].stopping = true;
+		s->servers[i].waiting = false;
 		if (s->servers[i].pid > 0)
 			kill(s->servers[i].pid, SIGTERM);
 	}
+	for (unsigned i = 0; i < s->nparts; i++)
+		for (unsigned d = 0; d < BH_MAX_DEVICES; d++)
+			if (s->parts[i].vu_fd[d] >= 0) {
+				close(s->parts[i].vu_fd[d]);
+				s->parts[i].vu_fd[d] = -1;
+			}
+	remove_vu_dir(s, true);
 }
 
 bool sup_servers_stopped(const struct sup *s)

@@ -1,8 +1,10 @@
 /*
  * `engine: qemu` partitions: Linux in qemu-system-x86_64, exec'd in the child the
  * supervisor forked. Guest RAM is the partition's memfd, the serial console is the
- * console pipe, and every blk/rng device is a vhost-user device on the connection the
- * supervisor already made to its I/O server. The command line is in docs/guest.md.
+ * console pipe, and every blk/rng/net device is a vhost-user device whose socket QEMU
+ * listens on in the supervisor's private directory; the supervisor connects and hands
+ * the connection to the I/O server, again after each server restart. The command line
+ * is in docs/guest.md.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,12 +27,11 @@
 #define LINUX_CMDLINE_MAX 2047          /* x86 COMMAND_LINE_SIZE minus the NUL */
 #define ACCEL_ENV        "BH_QEMU_ACCEL"
 
-/* Descriptor numbers QEMU inherits: its RAM, then one per device. */
+/* Descriptor numbers QEMU inherits: its RAM (and stdin, stdout, stderr). */
 enum {
 	QEMU_MEM_FD = 3,
-	QEMU_FIRST_DEV_FD = 4,
-	QEMU_HIGH_FD = QEMU_FIRST_DEV_FD + BH_MAX_DEVICES,  /* above every target number */
-	QEMU_MAX_ARGS = 64 + 4 * BH_MAX_DEVICES,
+	QEMU_HIGH_FD = QEMU_MEM_FD + 1,     /* above every target number */
+	QEMU_MAX_ARGS = 64 + 6 * BH_MAX_DEVICES,
 };
 
 /* Everything the argument vector points into: it must outlive the exec call. */
@@ -38,7 +39,8 @@ struct qemu_args {
 	const char *argv[QEMU_MAX_ARGS];
 	int n;
 	char name[BH_MAX_NAME + 32], smp[16], mem[32], ram[128], append[LINUX_CMDLINE_MAX + 64];
-	char chardev[BH_MAX_DEVICES][64], device[BH_MAX_DEVICES][96];
+	char chardev[BH_MAX_DEVICES][SUP_SUN_PATH_MAX + 48], netdev[BH_MAX_DEVICES][64];
+	char device[BH_MAX_DEVICES][128];
 };
 
 /* Tells the supervisor why the partition could not start (an `error` event: its
@@ -96,24 +98,47 @@ static bool pick_accel(const char **accel, const char **cpu)
 	return false;
 }
 
-/* QEMU's devices for the partition's devices, on the inherited connection fds. The
- * checker and run.c admit only blk and rng here. PCI slots follow the system file's
- * order one up (slot 1 is the pc machine's PIIX3), so the disks are vda, vdb, ... in
- * the file's order. */
-static void add_devices(struct qemu_args *a, const struct bh_partition *cfg)
+/* QEMU's devices for the partition's devices. Each chardev is a unix socket QEMU
+ * listens on (server=on) at the path the supervisor chose, in its private directory: a
+ * path, because QEMU 7.2 passes descriptors (vhost-user's memory table, eventfds) only
+ * on path= sockets as far as its vhost-user netdev is concerned, and a server, because
+ * QEMU then listens again after the backend went away (vhost-user-rng-pci cannot be a
+ * reconnecting client in 7.2: it is realized before the connection completes, and
+ * aborts). With wait=on (the default) QEMU waits at start-up until the supervisor has
+ * connected. PCI slots follow the system file's order one up (slot 1 is the pc
+ * machine's PIIX3), so the disks are vda, vdb, ... in the file's order. */
+static void add_devices(struct qemu_args *a, const struct sup_partition *p, bool tcg)
 {
+	const struct bh_partition *cfg = p->cfg;
+
 	for (unsigned d = 0; d < cfg->ndevices; d++) {
 		const struct bh_device *dev = &cfg->devices[d];
+		const uint8_t *m = dev->mac;
 
-		snprintf(a->chardev[d], sizeof(a->chardev[d]), "socket,id=vu%u,fd=%u", d,
-			 QEMU_FIRST_DEV_FD + d);
-		if (dev->type == BH_DEV_BLK)
+		snprintf(a->chardev[d], sizeof(a->chardev[d]), "socket,id=vu%u,path=%s,server=on",
+			 d, p->vu_path[d]);
+		add2(a, "-chardev", a->chardev[d]);
+		switch (dev->type) {
+		case BH_DEV_BLK:
 			snprintf(a->device[d], sizeof(a->device[d]), "vhost-user-blk-pci,chardev=vu%u,"
 				 "num-queues=1,addr=0x%x", d, dev->pci_slot + 1);
-		else
+			break;
+		case BH_DEV_NET:
+			/* The MAC the net server enforces. Under TCG without MSI-X: QEMU 7.2
+			 * crashes starting vhost-user net with MSI-X vectors when it has no
+			 * irqfds (segfault under msix_set_vector_notifiers in vhost_net_start),
+			 * so the guest gets INTx. */
+			snprintf(a->netdev[d], sizeof(a->netdev[d]), "vhost-user,id=net%u,chardev=vu%u",
+				 d, d);
+			add2(a, "-netdev", a->netdev[d]);
+			snprintf(a->device[d], sizeof(a->device[d]), "virtio-net-pci,netdev=net%u,"
+				 "mac=%02x:%02x:%02x:%02x:%02x:%02x,addr=0x%x%s", d, m[0], m[1], m[2],
+				 m[3], m[4], m[5], dev->pci_slot + 1, tcg ? ",vectors=0" : "");
+			break;
+		default:
 			snprintf(a->device[d], sizeof(a->device[d]), "vhost-user-rng-pci,chardev=vu%u,"
 				 "addr=0x%x", d, dev->pci_slot + 1);
-		add2(a, "-chardev", a->chardev[d]);
+		}
 		add2(a, "-device", a->device[d]);
 	}
 }
@@ -151,7 +176,7 @@ static void build_args(struct qemu_args *a, const struct sup_partition *p, const
 	/* The serial port on stdout, which is the console pipe; stdin is /dev/null. */
 	add2(a, "-chardev", "stdio,id=ser0,signal=off");
 	add2(a, "-serial", "chardev:ser0");
-	add_devices(a, cfg);
+	add_devices(a, p, !strcmp(accel, "tcg"));
 	add2(a, "-kernel", cfg->kernel);
 	if (cfg->initrd)
 		add2(a, "-initrd", cfg->initrd);
@@ -190,7 +215,7 @@ static void emit_start(int event_w, const struct sup_partition *p, const char *a
 void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int event_w)
 {
 	static struct qemu_args a;      /* large; the child is single-threaded */
-	int devnull, mem, dev[BH_MAX_DEVICES], rc;
+	int devnull, mem, rc;
 	const char *accel, *cpu;
 
 	(void)s;
@@ -201,20 +226,10 @@ void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int ev
 	mem = sup_child_lift(p->mem_fd, QEMU_HIGH_FD);
 	if (devnull < 0 || console_w < 0 || event_w < 0 || mem < 0)
 		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
-	for (unsigned d = 0; d < p->cfg->ndevices; d++) {
-		dev[d] = sup_child_lift(p->dev_fd[d], QEMU_HIGH_FD);
-		if (dev[d] < 0)
-			qemu_fail(event_w, p, "cannot pass device %u to QEMU: %s", d,
-				  strerror(errno));
-	}
 	/* dup2 clears FD_CLOEXEC: these are the descriptors QEMU inherits. */
 	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
 	    dup2(mem, QEMU_MEM_FD) < 0)
 		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
-	for (unsigned d = 0; d < p->cfg->ndevices; d++)
-		if (dup2(dev[d], QEMU_FIRST_DEV_FD + (int)d) < 0)
-			qemu_fail(event_w, p, "cannot pass device %u to QEMU: %s", d,
-				  strerror(errno));
 
 	if (!pick_accel(&accel, &cpu))
 		qemu_fail(event_w, p, "%s='%s': the accelerator must be kvm or tcg", ACCEL_ENV,

@@ -318,16 +318,6 @@ static bool supported(const struct bh_system *sys)
 				"is not supported yet; use 'engine: qemu'\n", p->name);
 			ok = false;
 		}
-		/* QEMU 7.2's vhost-user netdev insists on a chardev that passes fds, which a
-		 * socket handed over as fd= is not (only path= sockets are): net devices of
-		 * QEMU partitions need a listening socket instead (issue 7). */
-		for (unsigned d = 0; d < p->ndevices; d++)
-			if (p->engine == BH_ENGINE_QEMU && p->devices[d].type == BH_DEV_NET) {
-				fprintf(stderr, "bulkhead run: partition '%s': net devices for "
-					"'engine: qemu' partitions are not supported yet\n", p->name);
-				ok = false;
-				break;
-			}
 		/* QEMU 7.2 has no vhost-user console device: a Linux partition's console is
 		 * its serial port (docs/guest.md). */
 		for (unsigned d = 0; d < p->ndevices; d++)

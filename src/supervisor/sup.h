@@ -58,6 +58,8 @@ struct sup_outcome {
 
 struct sup;
 
+#define SUP_SUN_PATH_MAX 108        /* sizeof(sockaddr_un.sun_path), NUL included */
+
 struct sup_partition {
 	struct sup *sup;
 	const struct bh_partition *cfg;
@@ -70,6 +72,12 @@ struct sup_partition {
 	struct sup_stream vcon;     /* virtio console output, from the console server */
 	int vcon_w;                 /* write end of vcon's pipe, for the console server */
 	int dev_fd[BH_MAX_DEVICES]; /* monitor ends of the device connections */
+	/* engine: qemu: QEMU listens for each device's vhost-user connection on a unix
+	 * socket in the supervisor's private directory (sup.vu_dir); vu_fd is an O_PATH
+	 * descriptor of that socket once found, which later connections go through (the
+	 * name is removed after the first one). */
+	char vu_path[BH_MAX_DEVICES][SUP_SUN_PATH_MAX];
+	int vu_fd[BH_MAX_DEVICES];
 	int ctl_fd, ctl_mon_fd;     /* control socket pair: ours, and the monitor's end */
 	int log_fd;                 /* <log_dir>/<name>.console.log */
 	enum { SUP_OP_NONE, SUP_OP_STOP, SUP_OP_RESTART } op;   /* operator's wish, via ctl */
@@ -88,6 +96,8 @@ struct sup_conn {
 	unsigned part, dev;
 	int disk;                   /* blk: index into the server's disks */
 	int out_fd;                 /* console: where the guest's bytes go */
+	bool qemu;                  /* the frontend is QEMU: fd is connected to its socket
+				     * (sup_partition.vu_path) when the server starts */
 };
 
 #define SUP_MAX_CONNS (BH_MAX_PARTITIONS * BH_MAX_DEVICES)
@@ -104,6 +114,7 @@ struct sup_server {
 	unsigned nconns;
 	bool stopping;
 	bool failed;                /* dead for good (restart: never, or could not restart) */
+	bool waiting;               /* first start held until QEMU partitions listen */
 	unsigned restarts;
 	struct timespec started;    /* of the current process */
 	struct timespec restart_at; /* when a restart is due; tv_sec 0: none pending */
@@ -132,6 +143,8 @@ struct sup {
 	int epfd, sigfd, events_fd;
 	struct timespec t0;
 	char self[4096];            /* this binary, to start monitors */
+	char vu_dir[SUP_SUN_PATH_MAX];   /* private (0700) directory of QEMU's vhost-user
+					  * sockets; empty when there is none */
 	bool quiet;                 /* do not echo consoles */
 	int stop_signal;            /* SIGINT/SIGTERM received, 0 otherwise */
 	struct sup_sched sched;
@@ -177,8 +190,9 @@ int sup_start_servers(struct sup *s);
 void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus);
 void sup_stop_servers(struct sup *s);
 bool sup_servers_stopped(const struct sup *s);
-/* Restarts servers whose backoff has passed; returns ms until the next one is due, or
- * -1 when none is pending (an epoll timeout). */
+/* Restarts servers whose backoff has passed and starts those that waited for QEMU
+ * partitions to listen; returns ms until the next one is due, or -1 when none is
+ * pending (an epoll timeout). */
 int sup_servers_tick(struct sup *s);
 
 /* partition.c */
