@@ -169,6 +169,9 @@ int mon_irq_line(struct mon *m, unsigned irq, int level);
 
 /* sysctl.c */
 int sysctl_register(struct mon *m);
+/* legacy.c: --kernel only; the legacy ISA ports Linux probes, absent rather than
+ * violations. */
+int legacy_register_absent(struct mon *m);
 
 /* watchdog.c: --watchdog; wd_kick runs on the vCPU thread, the timer on the I/O
  * thread (wd_watch, before the sandbox) */

@@ -136,8 +136,17 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 	argv[n++] = p->cfg->name;
 	argv[n++] = "--id";
 	argv[n++] = id;
-	argv[n++] = "--image";
-	argv[n++] = p->cfg->image;
+	if (p->cfg->kernel) {
+		argv[n++] = "--kernel";
+		argv[n++] = p->cfg->kernel;
+		if (p->cfg->initrd) {
+			argv[n++] = "--initrd";
+			argv[n++] = p->cfg->initrd;
+		}
+	} else {
+		argv[n++] = "--image";
+		argv[n++] = p->cfg->image;
+	}
 	argv[n++] = "--memory";
 	argv[n++] = memory;
 	argv[n++] = "--mem-fd";
