@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/json_quote.h"
+#include "supervisor/accel.h"
 #include "supervisor/sup.h"
 
 #define QEMU_BIN         "qemu-system-x86_64"
@@ -25,7 +26,6 @@
  * console the supervisor reads, a panic that ends QEMU at once (with -no-reboot). */
 #define QEMU_APPEND_BASE "console=ttyS0 panic=-1 quiet"
 #define LINUX_CMDLINE_MAX 2047          /* x86 COMMAND_LINE_SIZE minus the NUL */
-#define ACCEL_ENV        "BH_QEMU_ACCEL"
 
 /* Descriptor numbers QEMU inherits: its RAM (and stdin, stdout, stderr). */
 enum {
@@ -76,26 +76,6 @@ static void add2(struct qemu_args *a, const char *opt, const char *val)
 {
 	add(a, opt);
 	add(a, val);
-}
-
-/* The accelerator: BH_QEMU_ACCEL=kvm|tcg, TCG by default (this machine's KVM cannot
- * boot Linux; a probe that picks KVM where it can is future work). Returns false for
- * anything else. */
-static bool pick_accel(const char **accel, const char **cpu)
-{
-	const char *want = getenv(ACCEL_ENV);
-
-	if (!want || !*want || !strcmp(want, "tcg")) {
-		*accel = "tcg";
-		*cpu = "max";
-		return true;
-	}
-	if (!strcmp(want, "kvm")) {
-		*accel = "kvm";
-		*cpu = "host";
-		return true;
-	}
-	return false;
 }
 
 /* QEMU's devices for the partition's devices. Each chardev is a unix socket QEMU
@@ -198,16 +178,18 @@ static int pin(const struct bh_partition *cfg)
 	return sched_setaffinity(0, sizeof(set), &set) ? -errno : 0;
 }
 
-static void emit_start(int event_w, const struct sup_partition *p, const char *accel)
+/* The `start` event: the accelerator and why it was chosen. */
+static void emit_start(int event_w, const struct sup_partition *p, const struct sup_accel *acc)
 {
-	char qname[BH_MAX_NAME * 6 + 3], line[512];
+	char qname[BH_MAX_NAME * 6 + 3], qwhy[sizeof(acc->reason) * 6 + 3], line[1024];
 	int n;
 
-	if (json_quote(qname, sizeof(qname), p->cfg->name) < 0)
+	if (json_quote(qname, sizeof(qname), p->cfg->name) < 0 ||
+	    json_quote(qwhy, sizeof(qwhy), acc->reason) < 0)
 		return;
 	n = snprintf(line, sizeof(line), "{\"event\":\"start\",\"partition\":%s,\"id\":%u,"
-		     "\"memory\":%llu,\"engine\":\"qemu\",\"accel\":\"%s\"}\n", qname, p->id,
-		     (unsigned long long)p->cfg->memory, accel);
+		     "\"memory\":%llu,\"engine\":\"qemu\",\"accel\":\"%s\",\"accel_reason\":%s}\n",
+		     qname, p->id, (unsigned long long)p->cfg->memory, acc->accel, qwhy);
 	if (n > 0 && (size_t)n < sizeof(line))
 		sup_write_all(event_w, line, (size_t)n);
 }
@@ -215,8 +197,10 @@ static void emit_start(int event_w, const struct sup_partition *p, const char *a
 void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int event_w)
 {
 	static struct qemu_args a;      /* large; the child is single-threaded */
+	struct sup_accel_host host;
+	struct sup_accel acc;
+	const char *want = getenv(SUP_ACCEL_ENV);
 	int devnull, mem, rc;
-	const char *accel, *cpu;
 
 	(void)s;
 	sup_child_init();
@@ -231,9 +215,14 @@ void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int ev
 	    dup2(mem, QEMU_MEM_FD) < 0)
 		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
 
-	if (!pick_accel(&accel, &cpu))
-		qemu_fail(event_w, p, "%s='%s': the accelerator must be kvm or tcg", ACCEL_ENV,
-			  getenv(ACCEL_ENV));
+	/* Only the probe's verdict needs the host; an override is taken as it is. */
+	if (!want || !*want || !strcmp(want, "auto"))
+		sup_accel_probe("", &host);
+	else
+		host = (struct sup_accel_host){ .kvm_err = ENOENT };
+	if (sup_accel_choose(want, &host, &acc))
+		qemu_fail(event_w, p, "%s='%s': the accelerator must be kvm, tcg or auto",
+			  SUP_ACCEL_ENV, want);
 	if (sizeof(QEMU_APPEND_BASE) + (p->cfg->cmdline ? strlen(p->cfg->cmdline) : 0) >
 	    LINUX_CMDLINE_MAX)
 		qemu_fail(event_w, p, "cmdline is too long: with bulkhead's '%s ' in front the "
@@ -242,8 +231,8 @@ void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int ev
 	rc = pin(p->cfg);
 	if (rc)
 		qemu_fail(event_w, p, "cannot pin QEMU to the partition's CPUs: %s", strerror(-rc));
-	build_args(&a, p, accel, cpu);
-	emit_start(event_w, p, accel);
+	build_args(&a, p, acc.accel, acc.cpu);
+	emit_start(event_w, p, &acc);
 	execvp(QEMU_BIN, (char *const *)a.argv);
 	qemu_fail(event_w, p, "cannot start %s: %s", QEMU_BIN, strerror(errno));
 }

@@ -131,13 +131,51 @@ def test_guest_ending_without_a_status_is_not_success(bulkhead, kernel, tmp_path
     assert [e["ok"] for e in events(tmp_path) if e["event"] == "partition_stop"] == [False]
 
 
-def test_bad_accelerator_is_refused(bulkhead, kernel, tmp_path):
+def start_events(tmp_path, name="lx"):
+    return [e for e in events(tmp_path) if e["event"] == "start" and e.get("partition") == name]
+
+
+def test_accelerator_probe_says_tcg_here(bulkhead, kernel, tmp_path):
+    """Without BH_QEMU_ACCEL the probe chooses, and the start event says what and why.
+    This machine's KVM is PVM (or absent, or not hardware-assisted): TCG."""
+    env = {k: v for k, v in os.environ.items() if k != "BH_QEMU_ACCEL"}
+    if os.path.isdir("/sys/module/kvm_pvm"):
+        why = "the host's KVM is PVM (kvm_pvm), which boots no unmodified Linux"
+    elif not os.path.exists("/dev/kvm"):
+        why = "no /dev/kvm"
+    else:
+        pytest.skip("a host whose KVM may boot Linux: the probe's TCG answer is not expected")
     path = write_system(tmp_path, [linux("lx", kernel, "true")])
-    r = run(bulkhead, path, timeout=30, env={**os.environ, "BH_QEMU_ACCEL": "hvf"})
+    r = run(bulkhead, path, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    start = start_events(tmp_path)
+    assert len(start) == 1 and start[0]["accel"] == "tcg", start
+    assert start[0]["accel_reason"] == why, start
+
+
+@pytest.mark.parametrize("value", ["tcg", "auto"])
+def test_accelerator_override(bulkhead, kernel, tmp_path, value):
+    """BH_QEMU_ACCEL=tcg is taken as it is (and said to be the reason); auto is the
+    probe's choice, as with no BH_QEMU_ACCEL."""
+    path = write_system(tmp_path, [linux("lx", kernel, "true")])
+    r = run(bulkhead, path, env={**os.environ, "BH_QEMU_ACCEL": value})
+    assert r.returncode == 0, r.stdout + r.stderr
+    start = start_events(tmp_path)
+    assert len(start) == 1 and start[0]["accel"] == "tcg", start
+    if value == "tcg":
+        assert start[0]["accel_reason"] == "BH_QEMU_ACCEL=tcg", start
+    else:
+        assert start[0]["accel_reason"] and "BH_QEMU_ACCEL" not in start[0]["accel_reason"]
+
+
+@pytest.mark.parametrize("value", ["hvf", "KVM", "tcg,thread=multi"])
+def test_bad_accelerator_is_refused(bulkhead, kernel, tmp_path, value):
+    path = write_system(tmp_path, [linux("lx", kernel, "true")])
+    r = run(bulkhead, path, timeout=30, env={**os.environ, "BH_QEMU_ACCEL": value})
     assert r.returncode == 1, r.stderr
-    assert "could not start: BH_QEMU_ACCEL='hvf': the accelerator must be kvm or tcg" \
-        in r.stderr
-    assert not [e for e in events(tmp_path) if e["event"] == "start"]
+    assert (f"could not start: BH_QEMU_ACCEL='{value}': the accelerator must be kvm, tcg "
+            "or auto") in r.stderr
+    assert not start_events(tmp_path)
 
 
 # ---- devices on bulkhead's I/O servers ------------------------------------------------
