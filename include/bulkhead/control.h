@@ -2,7 +2,8 @@
  * Messages from the supervisor to a partition's monitor on its control socket (a unix
  * SOCK_SEQPACKET pair, `bulkhead monitor --control-fd`): a restarted I/O server's new
  * connection for one device, word that the server will not come back, or bytes for the
- * partition's UART to receive.
+ * partition's UART to receive. And the one message a hot standby I/O server
+ * (`bulkhead ioserver --standby-fd`) waits for on its own SOCK_SEQPACKET channel.
  */
 #ifndef BULKHEAD_CONTROL_H
 #define BULKHEAD_CONTROL_H
@@ -27,6 +28,22 @@ struct bh_control_msg {
 	uint32_t type;
 	uint32_t device;            /* index of the monitor's --device option, from 0 (0 for
 				     * CONSOLE_INPUT) */
+	uint32_t reserved;
+};
+
+/* To a standby: become the server. The message is this header, nfds int32_t descriptor
+ * numbers, then argc NUL-terminated arguments (the command line a fork + exec of the
+ * server would have had, "bulkhead" "ioserver" CLASS ... included); SCM_RIGHTS carries
+ * the nfds descriptors in the same order, each to be moved to its number. A channel
+ * that closes without a message means: exit, not needed. */
+#define BH_STANDBY_MAGIC     0x42485342u   /* "BSHB" */
+#define BH_STANDBY_MAX_FDS   253           /* SCM_MAX_FD: one message */
+#define BH_STANDBY_MSG_MAX   (256 * 1024)
+
+struct bh_standby_msg {
+	uint32_t magic;
+	uint32_t nfds;
+	uint32_t argc;
 	uint32_t reserved;
 };
 

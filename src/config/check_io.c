@@ -83,9 +83,9 @@ static void check_server(const struct bh_system *sys, unsigned si, struct diag *
 	if (srv->class != BH_CLASS_BLK && srv->disks_at.line)
 		diag_error(d, srv->disks_at, "'disks' applies to blk servers; '%s' is of class '%s'",
 			   cfg_name(srv->name), bh_class_names[srv->class]);
-	if (srv->standby)
-		diag_warning(d, srv->standby_at, "'standby' is not implemented yet; I/O server '%s' "
-			     "runs without a standby", cfg_name(srv->name));
+	if (srv->standby && srv->restart == BH_RESTART_NEVER)
+		diag_error(d, srv->standby_at, "I/O server '%s' has 'restart: never', so its "
+			   "standby could never take over", cfg_name(srv->name));
 	for (unsigned i = 0; i < srv->ndisks; i++)
 		for (unsigned j = 0; j < i; j++)
 			if (srv->disks[i].file && srv->disks[j].file &&

@@ -246,6 +246,12 @@ void vu_queue_set_notify(struct vu_queue *vq, bool enable);
 /* sandbox.c */
 int ios_sandbox_enter(struct ios *s);
 
+/* standby.c: --standby-fd. Waits for the supervisor's message on the channel; puts its
+ * descriptors at their numbers and returns the command line it carries from "ioserver"
+ * on (argc, with *argv), 0 when the channel closed without one, -1 (after a message on
+ * stderr) for anything else. class is this process's: the message must be for it. */
+int ios_standby_wait(int chan, const char *class, char ***argv);
+
 /* Log a message on stderr, naming the server and (when known) the device. */
 void ios_log(struct ios *s, const struct vu_dev *d, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

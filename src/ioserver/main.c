@@ -39,7 +39,7 @@ static const struct ios_backend *const ios_backends[] = {
 
 struct ios_opts {
 	const char *socket, *disk, *output, *name, *network, *mac;
-	int event_fd;
+	int event_fd, standby_fd;
 	uint64_t poll_us;
 	bool hold_set;
 	struct ios_net_opts net;
@@ -103,6 +103,10 @@ static void ios_usage(FILE *out)
 		"                    before sleeping (default %d; 0: never poll)\n"
 		"  --hold-ms N       net: how long a frame waits for its receiver's buffers before\n"
 		"                    it is dropped (default %d; 0: never waits)\n"
+		"  --standby-fd FD   hot standby (started by 'bulkhead run' for 'standby: true'):\n"
+		"                    wait on the SOCK_SEQPACKET channel FD for the command line\n"
+		"                    and descriptors of the server to replace, then be it; exit\n"
+		"                    0 if the channel closes first\n"
 		"  --help            show this help\n"
 		"\n"
 		"events: ready, device_error (a corrupt ring: that device stops until reset, the\n"
@@ -161,7 +165,7 @@ static int ios_parse_number(const char *v, uint64_t max, uint64_t *out)
 }
 
 enum { OPT_SOCKET = 256, OPT_DISK, OPT_OUTPUT, OPT_NAME, OPT_EVENT_FD, OPT_CONN, OPT_POLL,
-       OPT_NETWORK, OPT_MAC, OPT_UPLINK, OPT_HOLD };
+       OPT_NETWORK, OPT_MAC, OPT_UPLINK, OPT_HOLD, OPT_STANDBY };
 
 static int ios_parse(int argc, char **argv, struct ios_opts *o)
 {
@@ -177,6 +181,7 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 		{ "mac", required_argument, NULL, OPT_MAC },
 		{ "uplink", required_argument, NULL, OPT_UPLINK },
 		{ "hold-ms", required_argument, NULL, OPT_HOLD },
+		{ "standby-fd", required_argument, NULL, OPT_STANDBY },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -185,6 +190,7 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 	int c;
 
 	o->event_fd = STDERR_FILENO;
+	o->standby_fd = -1;
 	o->poll_us = IOS_POLL_US;
 	o->net.hold_ms = NET_HOLD_MS_DEFAULT;
 	opterr = 0;
@@ -207,6 +213,11 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 			if (ios_parse_number(optarg, INT32_MAX, &v))
 				return ios_fail("--event-fd: '%s' is not a file descriptor", optarg);
 			o->event_fd = (int)v;
+			break;
+		case OPT_STANDBY:
+			if (ios_parse_number(optarg, INT32_MAX, &v))
+				return ios_fail("--standby-fd: '%s' is not a file descriptor", optarg);
+			o->standby_fd = (int)v;
 			break;
 		case OPT_POLL:
 			if (ios_parse_number(optarg, 1000000, &v))
@@ -523,6 +534,18 @@ int io_cmd_ioserver(int argc, char **argv)
 	rc = ios_parse(argc - 1, argv + 1, &o);
 	if (rc)
 		return rc < 0 ? IOS_EXIT_OK : rc;
+	if (o.standby_fd >= 0) {
+		char **real;
+		int n;
+
+		if (o.socket || o.nconns || o.disk || o.output || o.network || o.mac ||
+		    o.net.nuplinks)
+			return ios_fail("--standby-fd takes no device: the supervisor sends them");
+		n = ios_standby_wait(o.standby_fd, argv[1], &real);
+		if (n <= 0)
+			return n < 0 ? IOS_EXIT_SETUP : IOS_EXIT_OK;
+		return io_cmd_ioserver(n, real);   /* what a fork + exec would have run */
+	}
 	if (!!o.socket == !!o.nconns)
 		return ios_fail("give either --socket (standalone) or --conn (supervised)");
 	if (o.nconns && (o.disk || o.output || o.network || o.mac))

@@ -198,11 +198,12 @@ static json_t *status(struct sup *s)
 		json_array_append_new(parts, partition_status(&s->parts[i]));
 	for (unsigned i = 0; i < s->nservers; i++) {
 		const struct sup_server *v = &s->servers[i];
-		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:i, s:i}",
+		json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:i, s:i, s:o}",
 			"name", v->cfg->name, "class", bh_class_names[v->cfg->class],
 			"state", v->pid > 0 ? "running" : v->failed ? "failed" : "stopped",
 			"pid", v->pid > 0 ? json_integer(v->pid) : json_null(),
-			"connections", (int)v->nconns, "restarts", (int)v->restarts);
+			"connections", (int)v->nconns, "restarts", (int)v->restarts,
+			"standby", v->standby.pid > 0 ? json_integer(v->standby.pid) : json_null());
 
 		if (v->cfg->class == BH_CLASS_NET)
 			json_object_set_new(o, "ports", sup_counters_json(v));

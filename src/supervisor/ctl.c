@@ -206,14 +206,20 @@ static void print_status(json_t *r)
 	}
 	if (!json_array_size(servers))
 		return;
-	printf("\n%-16s %-8s %-8s %8s %12s %8s\n", "I/O SERVER", "CLASS", "STATE", "PID",
-	       "CONNECTIONS", "RESTARTS");
-	json_array_foreach(servers, i, p)
-		printf("%-16s %-8s %-8s %8lld %12lld %8lld\n", str_or(json_object_get(p, "name"), "?"),
+	printf("\n%-16s %-8s %-8s %8s %12s %8s %8s\n", "I/O SERVER", "CLASS", "STATE", "PID",
+	       "CONNECTIONS", "RESTARTS", "STANDBY");
+	json_array_foreach(servers, i, p) {
+		json_t *sb = json_object_get(p, "standby");
+		char standby[24] = "-";
+
+		if (json_is_integer(sb))
+			snprintf(standby, sizeof(standby), "%lld", (long long)json_integer_value(sb));
+		printf("%-16s %-8s %-8s %8lld %12lld %8lld %8s\n", str_or(json_object_get(p, "name"), "?"),
 		       str_or(json_object_get(p, "class"), "?"), str_or(json_object_get(p, "state"), "?"),
 		       (long long)json_integer_value(json_object_get(p, "pid")),
 		       (long long)json_integer_value(json_object_get(p, "connections")),
-		       (long long)json_integer_value(json_object_get(p, "restarts")));
+		       (long long)json_integer_value(json_object_get(p, "restarts")), standby);
+	}
 	json_array_foreach(servers, i, p)
 		print_ports(p);
 }

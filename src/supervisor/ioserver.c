@@ -21,7 +21,6 @@
 #include "bulkhead/control.h"
 #include "supervisor/sup.h"
 
-enum { SRV_EVENT_FD = 3, SRV_FIRST_FD = 4 };
 
 /* Restart backoff: a server that lived at least SRV_STABLE_MS is restarted at once;
  * one that keeps dying young waits twice as long each time, up to SRV_BACKOFF_MAX_MS. */
@@ -226,98 +225,95 @@ static int net_conn_spec(const struct sup *s, const struct bh_device *dev, char 
 	return n;
 }
 
-static void exec_server(struct sup *s, struct sup_server *v, int event_w)
+/* Fills the plan of what the server's process is given: its arguments and every
+ * descriptor with the number it must have there (from SRV_FIRST_FD up; the event pipe
+ * is SRV_EVENT_FD, set up by whoever makes the process). */
+static void plan_server(struct sup *s, struct sup_server *v, struct srv_plan *pl)
 {
-	enum { MAX_ARGS = 8 + 2 * SUP_MAX_CONNS + 2 * BH_MAX_NETWORKS };
-	static char specs[SUP_MAX_CONNS][256], uplinks[BH_MAX_NETWORKS][64];
-	const char *argv[MAX_ARGS];
-	int lifted_ev, lifted_disk[BH_MAX_DISKS], lifted_conn[SUP_MAX_CONNS];
-	int lifted_out[SUP_MAX_CONNS], lifted_up[BH_MAX_NETWORKS], next = SRV_FIRST_FD, n = 0;
-	int above = SRV_FIRST_FD + (int)v->cfg->ndisks + 2 * (int)v->nconns + BH_MAX_NETWORKS;
-	int disk_num[BH_MAX_DISKS], devnull;
+	int next = SRV_FIRST_FD, disk_num[BH_MAX_DISKS];
+	const char **argv = pl->argv;
+	unsigned n = 0;
 
-	sup_child_init();
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	lifted_ev = sup_child_lift(event_w, above);
+	pl->nfds = 0;
+#define PLAN_FD(fd) (pl->src[pl->nfds] = (fd), pl->dst[pl->nfds++] = next++)
 	for (unsigned k = 0; k < v->cfg->ndisks; k++)
-		lifted_disk[k] = sup_child_lift(v->disk_fd[k], above);
-	for (unsigned c = 0; c < v->nconns; c++) {
-		if (v->conns[c].fd < 0)
-			continue;           /* a QEMU partition that is gone */
-		lifted_conn[c] = sup_child_lift(v->conns[c].fd, above);
-		lifted_out[c] = v->conns[c].out_fd >= 0 ? sup_child_lift(v->conns[c].out_fd, above) : -1;
-	}
-	for (unsigned i = 0; i < s->sys->nnetworks; i++)
-		lifted_up[i] = s->sys->networks[i].server.idx == (int)v->id && s->uplink_fd[i] >= 0 ?
-			       sup_child_lift(s->uplink_fd[i], above) : -1;
-	if (devnull < 0 || lifted_ev < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
-	    dup2(lifted_ev, SRV_EVENT_FD) < 0)
-		_exit(127);
-	for (unsigned k = 0; k < v->cfg->ndisks; k++) {
-		disk_num[k] = next++;
-		if (lifted_disk[k] < 0 || dup2(lifted_disk[k], disk_num[k]) < 0)
-			_exit(127);
-	}
+		disk_num[k] = PLAN_FD(v->disk_fd[k]);
 	argv[n++] = "bulkhead";
 	argv[n++] = "ioserver";
 	argv[n++] = bh_class_names[v->cfg->class];
 	argv[n++] = "--name";
 	argv[n++] = v->cfg->name;
 	argv[n++] = "--event-fd";
-	argv[n++] = "3";
+	argv[n++] = SRV_EVENT_FD_STR;
 	for (unsigned c = 0; c < v->nconns; c++) {
 		const struct sup_conn *cn = &v->conns[c];
 		const struct sup_partition *p = &s->parts[cn->part];
 		const struct bh_device *dev = &p->cfg->devices[cn->dev];
-		int fd, len;
+		char *spec = pl->specs[c];
+		size_t size = sizeof(pl->specs[c]);
+		int len;
 
 		if (cn->fd < 0)
-			continue;
-		fd = next++;
-		if (lifted_conn[c] < 0 || dup2(lifted_conn[c], fd) < 0)
-			_exit(127);
-		len = snprintf(specs[c], sizeof(specs[c]), "fd=%d,partition=%s,device=%u", fd,
+			continue;           /* a QEMU partition that is gone */
+		len = snprintf(spec, size, "fd=%d,partition=%s,device=%u", PLAN_FD(cn->fd),
 			       p->cfg->name, cn->dev);
 		if (dev->type == BH_DEV_BLK)
-			len += snprintf(specs[c] + len, sizeof(specs[c]) - (size_t)len,
+			len += snprintf(spec + len, size - (size_t)len,
 					",disk-fd=%d,offset=%llu,size=%llu,readonly=%d",
 					disk_num[cn->disk], (unsigned long long)dev->offset,
 					(unsigned long long)dev->size, dev->readonly);
 		if (dev->type == BH_DEV_NET)
-			len += net_conn_spec(s, dev, specs[c] + len, sizeof(specs[c]) - (size_t)len);
-		if (lifted_out[c] >= 0) {
-			int out = next++;
-			if (dup2(lifted_out[c], out) < 0)
-				_exit(127);
-			snprintf(specs[c] + len, sizeof(specs[c]) - (size_t)len, ",out=%d", out);
-		}
+			len += net_conn_spec(s, dev, spec + len, size - (size_t)len);
+		if (cn->out_fd >= 0)
+			snprintf(spec + len, size - (size_t)len, ",out=%d", PLAN_FD(cn->out_fd));
 		argv[n++] = "--conn";
-		argv[n++] = specs[c];
+		argv[n++] = spec;
 	}
 	for (unsigned i = 0; i < s->sys->nnetworks; i++) {
-		int fd;
-
-		if (lifted_up[i] < 0)
+		if (s->sys->networks[i].server.idx != (int)v->id || s->uplink_fd[i] < 0)
 			continue;
-		fd = next++;
-		if (dup2(lifted_up[i], fd) < 0)
-			_exit(127);
-		snprintf(uplinks[i], sizeof(uplinks[i]), "network=%s,fd=%d",
-			 s->sys->networks[i].name, fd);
+		snprintf(pl->uplinks[i], sizeof(pl->uplinks[i]), "network=%s,fd=%d",
+			 s->sys->networks[i].name, PLAN_FD(s->uplink_fd[i]));
 		argv[n++] = "--uplink";
-		argv[n++] = uplinks[i];
+		argv[n++] = pl->uplinks[i];
 	}
+#undef PLAN_FD
 	argv[n] = NULL;
-	execv(s->self, (char *const *)argv);
+	pl->argc = n;
+}
+
+/* In the forked child: the event pipe and the plan's descriptors at their numbers,
+ * then exec. */
+static void exec_server(struct sup *s, struct sup_server *v, const struct srv_plan *pl,
+			int event_w)
+{
+	int above = SRV_FIRST_FD + (int)pl->nfds, lifted[SRV_MAX_FDS], lifted_ev, devnull;
+
+	sup_child_init();
+	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	lifted_ev = sup_child_lift(event_w, above);
+	for (unsigned i = 0; i < pl->nfds; i++)
+		lifted[i] = sup_child_lift(pl->src[i], above);
+	if (devnull < 0 || lifted_ev < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
+	    dup2(lifted_ev, SRV_EVENT_FD) < 0)
+		_exit(127);
+	for (unsigned i = 0; i < pl->nfds; i++)
+		if (lifted[i] < 0 || dup2(lifted[i], pl->dst[i]) < 0)
+			_exit(127);
+	execv(s->self, (char *const *)pl->argv);
 	fprintf(stderr, "bulkhead run: cannot start I/O server '%s': %s\n", v->cfg->name,
 		strerror(errno));
 	_exit(127);
 }
 
+/* Starts the server's process: its standby takes over if it has one ready, else a fork
+ * and exec. */
 static int start_server(struct sup *s, struct sup_server *v)
 {
+	static struct srv_plan plan;        /* large; the supervisor is single-threaded */
 	unsigned nconns = 0;
-	int events[2];
+	int events[2] = { -1, -1 };
+	bool standby;
 
 	for (unsigned c = 0; c < v->nconns; c++)
 		nconns += v->conns[c].fd >= 0;
@@ -327,14 +323,25 @@ static int start_server(struct sup *s, struct sup_server *v)
 		v->stopping = true;
 		return 0;
 	}
-	if (pipe2(events, O_CLOEXEC))
-		return -errno;
-	v->pid = fork();
-	if (v->pid < 0)
-		return -errno;
-	if (v->pid == 0)
-		exec_server(s, v, events[1]);
-	close(events[1]);
+	plan_server(s, v, &plan);
+	v->pid = sup_standby_take_over(s, v, &plan, &events[0]);
+	standby = v->pid > 0;
+	if (!standby) {
+		if (pipe2(events, O_CLOEXEC))
+			return -errno;
+		v->pid = fork();
+		if (v->pid < 0) {
+			int err = -errno;
+
+			close(events[0]);
+			close(events[1]);
+			v->pid = 0;
+			return err;
+		}
+		if (v->pid == 0)
+			exec_server(s, v, &plan, events[1]);
+		close(events[1]);
+	}
 	fcntl(events[0], F_SETFL, O_NONBLOCK);
 	sup_stream_init(&v->events, events[0], -1, sup_server_event_line, v);
 	sup_stream_watch(s, &v->events, SUP_TAG(SUP_TAG_SEVENT, v->id));
@@ -345,8 +352,9 @@ static int start_server(struct sup *s, struct sup_server *v)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &v->started);
 	sup_event(s, "server_start", NULL, "\"server\":\"%s\",\"class\":\"%s\",\"pid\":%d,"
-		  "\"connections\":%u", v->cfg->name, bh_class_names[v->cfg->class], (int)v->pid,
-		  nconns);
+		  "\"connections\":%u,\"standby\":%s", v->cfg->name,
+		  bh_class_names[v->cfg->class], (int)v->pid, nconns, standby ? "true" : "false");
+	sup_standby_plan(v, standby);
 	return 0;
 }
 
@@ -526,6 +534,12 @@ int sup_servers_tick(struct sup *s)
 		if (restart_server(s, v))
 			fail_server(s, v, "could not be restarted");
 	}
+	{
+		int standby = sup_standby_tick(s, &now);
+
+		if (standby >= 0 && (next < 0 || standby < next))
+			next = standby;
+	}
 	return next;
 }
 
@@ -590,6 +604,7 @@ void sup_stop_servers(struct sup *s)
 		s->servers[i].waiting = false;
 		if (s->servers[i].pid > 0)
 			kill(s->servers[i].pid, SIGTERM);
+		sup_standby_stop(&s->servers[i]);
 	}
 	for (unsigned i = 0; i < s->nparts; i++)
 		for (unsigned d = 0; d < BH_MAX_DEVICES; d++)
@@ -603,7 +618,7 @@ void sup_stop_servers(struct sup *s)
 bool sup_servers_stopped(const struct sup *s)
 {
 	for (unsigned i = 0; i < s->nservers; i++)
-		if (s->servers[i].pid > 0)
+		if (s->servers[i].pid > 0 || s->servers[i].standby.pid > 0)
 			return false;
 	return true;
 }

@@ -102,6 +102,33 @@ struct sup_conn {
 
 #define SUP_MAX_CONNS (BH_MAX_PARTITIONS * BH_MAX_DEVICES)
 
+/* What an I/O server process is given (ioserver.c): its arguments, its event pipe at
+ * SRV_EVENT_FD and every other descriptor at a fixed number from SRV_FIRST_FD up. One
+ * plan serves a fork + exec and a standby's take-over (standby.c). */
+enum { SRV_EVENT_FD = 3, SRV_FIRST_FD = 4 };
+#define SRV_EVENT_FD_STR "3"
+#define SRV_MAX_FDS  (BH_MAX_DISKS + 2 * SUP_MAX_CONNS + BH_MAX_NETWORKS)
+#define SRV_MAX_ARGS (8 + 2 * SUP_MAX_CONNS + 2 * BH_MAX_NETWORKS)
+
+struct srv_plan {
+	const char *argv[SRV_MAX_ARGS];
+	unsigned argc;
+	int src[SRV_MAX_FDS];       /* the supervisor's descriptor */
+	int dst[SRV_MAX_FDS];       /* its number in the server */
+	unsigned nfds;
+	char specs[SUP_MAX_CONNS][256], uplinks[BH_MAX_NETWORKS][64];
+};
+
+/* A hot standby (`standby: true`, standby.c): a `bulkhead ioserver --standby-fd`
+ * process already exec'd, blocked on its channel until the supervisor sends it the
+ * plan of the server it replaces. */
+struct sup_standby {
+	pid_t pid;                  /* 0: none */
+	int chan_fd;                /* our end of its SOCK_SEQPACKET channel */
+	int events_r;               /* read end of its event pipe, watched once it serves */
+	struct timespec due;        /* when to start the next one; tv_sec 0: not planned */
+};
+
 /* One I/O server process (ioserver.c). */
 struct sup_server {
 	struct sup *sup;
@@ -120,6 +147,7 @@ struct sup_server {
 	struct timespec restart_at; /* when a restart is due; tv_sec 0: none pending */
 	unsigned backoff_ms;        /* grows while the server keeps dying young */
 	struct sup_counters *counters;   /* net servers' per-port counters (counters.c) */
+	struct sup_standby standby;
 };
 
 /* The cyclic executive's state (schedule.c). */
@@ -194,6 +222,23 @@ bool sup_servers_stopped(const struct sup *s);
  * partitions to listen; returns ms until the next one is due, or -1 when none is
  * pending (an epoll timeout). */
 int sup_servers_tick(struct sup *s);
+
+/* standby.c: hot standby servers */
+void sup_standby_init(struct sup_server *v);
+/* Plans the server's next standby (if it has `standby: true` and none): at once, or a
+ * little later after a take-over. */
+void sup_standby_plan(struct sup_server *v, bool after_takeover);
+/* Starts the standbys that are due; ms until the next one, or -1. */
+int sup_standby_tick(struct sup *s, const struct timespec *now);
+/* Hands the plan to the server's standby: its pid, which now is the server, with the
+ * read end of its event pipe in *events_r; 0 when there is no standby or it could not
+ * take over (then it is told to go). */
+pid_t sup_standby_take_over(struct sup *s, struct sup_server *v, const struct srv_plan *pl,
+			    int *events_r);
+/* Reaping: true when pid was a standby (handled: replaced after a while). */
+bool sup_standby_exited(struct sup *s, pid_t pid, int wstatus);
+/* At the end: no new standby, the present one told to go (still to be reaped). */
+void sup_standby_stop(struct sup_server *v);
 
 /* partition.c */
 int sup_alloc_partition(struct sup *s, struct sup_partition *p);
