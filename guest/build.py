@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -288,6 +289,22 @@ class Cpio:
         return self.buf.getvalue()
 
 
+BH_EXIT_SRC = HERE / "bh-exit.c"
+BH_EXIT_CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-static", "-nostdlib",
+                  "-fno-pie", "-no-pie", "-ffreestanding", "-fno-stack-protector",
+                  "-fno-asynchronous-unwind-tables", "-s", "-Wl,--build-id=none"]
+
+
+def build_bh_exit():
+    """guest/bh-exit.c, freestanding and static: /init's 32-bit write of the exit status
+    to bulkhead's system-control port (docs/guest.md)."""
+    cc = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = pathlib.Path(tmp) / "bh-exit"
+        run([cc, *BH_EXIT_CFLAGS, "-o", str(exe), str(BH_EXIT_SRC)])
+        return exe.read_bytes()
+
+
 def build_initramfs(roots, kernel_pkg):
     cp = Cpio()
     for d in ("bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run",
@@ -298,6 +315,7 @@ def build_initramfs(roots, kernel_pkg):
     cp.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
     cp.file("etc/group", b"root:x:0:\n")
     cp.file("init", (HERE / "init").read_bytes(), 0o755)
+    cp.file("bin/bh-exit", build_bh_exit(), 0o755)
 
     busybox = roots[BUSYBOX] / "bin/busybox"
     cp.file("bin/busybox", busybox.read_bytes(), 0o755)
@@ -333,8 +351,9 @@ def inputs_key(pkgs):
     h = hashlib.sha256(FORMAT.encode())
     for pkg, ver in sorted(pkgs.items()):
         h.update(f"{pkg}={ver}\n".encode())
-    for f in (HERE / "init", pathlib.Path(__file__).resolve()):
+    for f in (HERE / "init", BH_EXIT_SRC, pathlib.Path(__file__).resolve()):
         h.update(f.read_bytes())
+    h.update(" ".join(BH_EXIT_CFLAGS).encode())
     return h.hexdigest()
 
 

@@ -7,6 +7,8 @@
  * into guest memory.
  */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bulkhead/platform.h"
@@ -60,9 +62,22 @@ static int place_mptable(struct mon *m)
 	return mpt_build(buf, len, LINUX_BIOS_AREA, &c) ? 0 : -E2BIG;
 }
 
-int mon_boot_linux_load(struct mon *m, const char **why)
+/* The kernel's command line: --cmdline, then where the system-control device is. The
+ * guest image's init writes its command's exit status there (docs/guest.md); Linux
+ * itself cannot power a PC without ACPI off. Firecracker names its virtio-mmio devices
+ * to the kernel the same way. */
+static char *linux_cmdline(const struct mon *m)
 {
-	const char *cmdline = m->opt->cmdline ? m->opt->cmdline : "";
+	const char *user = m->opt->cmdline ? m->opt->cmdline : "";
+	char *s = NULL;
+
+	if (asprintf(&s, "%s%sbh.sysctl=0x%x", user, *user ? " " : "", BH_SYSCTL_PORT) < 0)
+		return NULL;
+	return s;
+}
+
+static int boot_linux_place(struct mon *m, const char *cmdline, const char **why)
+{
 	size_t cmdline_len = strlen(cmdline);
 	struct lb_e820 map[LB_E820_MAX];
 	struct lb_kernel k;
@@ -97,5 +112,17 @@ int mon_boot_linux_load(struct mon *m, const char **why)
 	ret = place_mptable(m);
 	if (ret)
 		*why = "the MP table does not fit the BIOS area";
+	return ret;
+}
+
+int mon_boot_linux_load(struct mon *m, const char **why)
+{
+	char *cmdline = linux_cmdline(m);
+	int ret;
+
+	if (!cmdline)
+		return -ENOMEM;
+	ret = boot_linux_place(m, cmdline, why);
+	free(cmdline);
 	return ret;
 }
