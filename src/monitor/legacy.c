@@ -14,7 +14,6 @@ static const struct {
 } legacy_absent[] = {
 	{ 0x60, 1, "i8042 data" },
 	{ 0x64, 1, "i8042 status" },
-	{ 0x70, 2, "CMOS RTC" },
 	{ 0x278, 3, "LPT2" },
 	{ 0x2e8, 8, "COM4" },
 	{ 0x2f8, 8, "COM2" },

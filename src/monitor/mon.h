@@ -93,6 +93,13 @@ struct mon_irq {
 	void    *routing;             /* struct kvm_irq_routing, allocated at start-up */
 };
 
+/* rtc.c: the MC146818 clock's index and its 128 bytes of CMOS (time registers are
+ * read from the host's clock instead) */
+struct mon_rtc {
+	uint8_t index;
+	uint8_t cmos[128];
+};
+
 struct mon {
 	const struct mon_options *opt;
 	char      name_json[MON_NAME_JSON_MAX];   /* the name as a JSON string, quoted */
@@ -121,6 +128,7 @@ struct mon {
 	struct io_space io;
 	struct uart     uart;
 	struct pci_bus  pci;
+	struct mon_rtc  rtc;            /* --kernel only */
 	struct vdev    *vdev[MON_DEVICES_MAX];
 	unsigned        nvdev;
 	struct mon_irq  irq;
@@ -172,6 +180,8 @@ int sysctl_register(struct mon *m);
 /* legacy.c: --kernel only; the legacy ISA ports Linux probes, absent rather than
  * violations. */
 int legacy_register_absent(struct mon *m);
+/* rtc.c: --kernel only; the CMOS real-time clock at 0x70-0x71, the host's UTC time */
+int rtc_register(struct mon *m);
 
 /* watchdog.c: --watchdog; wd_kick runs on the vCPU thread, the timer on the I/O
  * thread (wd_watch, before the sandbox) */
