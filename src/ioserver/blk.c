@@ -145,10 +145,40 @@ static int blk_queue_start(struct vu_dev *d, struct vu_queue *vq)
 	return 0;
 }
 
+/* Counted per device (`counters` events, ctl status). */
+enum { BLK_C_READS, BLK_C_READ_BYTES, BLK_C_WRITES, BLK_C_WRITE_BYTES, BLK_C_FLUSHES,
+       BLK_C_OTHER, BLK_C_ERRORS, BLK_C_UNSUPPORTED, BLK_NCOUNTERS };
+static const char *const blk_counter_names[BLK_NCOUNTERS] = {
+	"reads", "read_bytes", "writes", "write_bytes", "flushes", "other", "errors",
+	"unsupported",
+};
+_Static_assert(BLK_NCOUNTERS <= IOS_MAX_COUNTERS, "blk counters");
+
+static void blk_count(struct blk_req *req, uint8_t status)
+{
+	struct vu_dev *d = req->bd->d;
+
+	if (status == VIRTIO_BLK_S_IOERR)
+		ios_count(d, BLK_C_ERRORS, 1);
+	else if (status != VIRTIO_BLK_S_OK)
+		ios_count(d, BLK_C_UNSUPPORTED, 1);
+	else if (req->type == VIRTIO_BLK_T_IN)
+		ios_count(d, BLK_C_READ_BYTES, req->used_len - 1);
+	else if (req->type == VIRTIO_BLK_T_OUT)
+		ios_count(d, BLK_C_WRITE_BYTES, req->bytes);
+	switch (req->type) {
+	case VIRTIO_BLK_T_IN: ios_count(d, BLK_C_READS, 1); break;
+	case VIRTIO_BLK_T_OUT: ios_count(d, BLK_C_WRITES, 1); break;
+	case VIRTIO_BLK_T_FLUSH: ios_count(d, BLK_C_FLUSHES, 1); break;
+	default: ios_count(d, BLK_C_OTHER, 1);
+	}
+}
+
 static void blk_req_finish(struct blk_req *req, uint8_t status)
 {
 	struct blk_dev *bd = req->bd;
 
+	blk_count(req, status);
 	*req->status = status;
 	vu_queue_push(req->vq, req->head, status == VIRTIO_BLK_S_OK ? req->used_len : 1);
 	req->next_free = bd->free;
@@ -197,6 +227,7 @@ static uint8_t blk_req_rw(struct blk_req *req, const struct vring_chain *c,
 	if (len % VIRTIO_BLK_SECTOR_SIZE || !blk_in_slice(bd, h->sector, len / VIRTIO_BLK_SECTOR_SIZE))
 		return VIRTIO_BLK_S_IOERR;
 	req->used_len = !in ? 1 : len < UINT32_MAX ? (uint32_t)len + 1 : UINT32_MAX;
+	req->bytes = len;
 	if (!len)
 		return VIRTIO_BLK_S_OK;
 	blk_req_iov(req, c, in, in ? 0 : sizeof(*h), len);
@@ -251,6 +282,7 @@ static uint8_t blk_req_parse(struct blk_req *req, const struct vring_chain *c)
 
 	req->nops = 0;
 	req->used_len = 1;
+	req->bytes = 0;
 	if (c->readable < sizeof(h))
 		return VIRTIO_BLK_S_IOERR;
 	vring_copy_from(c, 0, &h, sizeof(h));
@@ -394,4 +426,6 @@ const struct ios_backend ios_blk_backend = {
 	.io_poll = blk_io_poll,
 	.drain = blk_io_drain,
 	.reset = blk_reset,
+	.counter_names = blk_counter_names,
+	.ncounters = BLK_NCOUNTERS,
 };

@@ -37,6 +37,7 @@ struct blk_req {
 	uint32_t type;
 	uint8_t *status;                  /* the last device-writable byte */
 	uint32_t used_len;                /* bytes written into the chain on success */
+	uint64_t bytes;                   /* IN/OUT: the data's length */
 	unsigned pending;                 /* ops not yet completed */
 	int err;                          /* the first failure */
 	unsigned nops;

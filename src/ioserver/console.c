@@ -99,6 +99,12 @@ static void console_dev_fini(struct vu_dev *d)
 	d->priv = NULL;
 }
 
+/* Counted per device: what the guest wrote, and what of it nobody read. */
+enum { CONSOLE_C_CHAINS, CONSOLE_C_BYTES, CONSOLE_C_DROPPED, CONSOLE_NCOUNTERS };
+static const char *const console_counter_names[CONSOLE_NCOUNTERS] = {
+	"chains", "bytes", "dropped_bytes",
+};
+
 /* Writes what is left of the pending chain. False while the output is full. */
 static bool console_flush(struct console_dev *cd, struct vu_queue *vq)
 {
@@ -127,10 +133,15 @@ static bool console_flush(struct console_dev *cd, struct vu_queue *vq)
 				cd->waiting = true;
 			return false;
 		}
-		if (w <= 0)
-			break;                     /* nobody reads the output: drop the bytes */
+		if (w <= 0) {
+			/* nobody reads the output: drop the bytes */
+			ios_count(cd->d, CONSOLE_C_DROPPED, cd->chain.readable - cd->done);
+			break;
+		}
 		cd->done += (uint64_t)w;
+		ios_count(cd->d, CONSOLE_C_BYTES, (uint64_t)w);
 	}
+	ios_count(cd->d, CONSOLE_C_CHAINS, 1);
 	cd->pending = false;
 	vu_queue_push(vq, cd->chain.head, 0);
 	return true;
@@ -186,4 +197,6 @@ const struct ios_backend ios_console_backend = {
 	.handle = console_handle,
 	.drain = console_drain,
 	.reset = console_drain,
+	.counter_names = console_counter_names,
+	.ncounters = CONSOLE_NCOUNTERS,
 };

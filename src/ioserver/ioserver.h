@@ -111,6 +111,15 @@ struct vu_mem {
 };
 
 /* One connection: one device of one partition. */
+/* A device's counters, for the classes that name them (ios_backend.counter_names):
+ * dev_counters.c reports them as `counters` events. */
+#define IOS_MAX_COUNTERS 8
+
+struct ios_dev_counters {
+	uint64_t v[IOS_MAX_COUNTERS];
+	uint64_t gen, reported;           /* changes made, and made by the last report */
+};
+
 struct vu_dev {
 	struct ios *s;
 	struct vu_dev *next;
@@ -126,6 +135,7 @@ struct vu_dev {
 	struct vu_inflight_map infl;      /* GET/SET_INFLIGHT_FD; map NULL without */
 	struct vu_queue q[IOS_MAX_QUEUES];
 	void *priv;                       /* the class's per-device state */
+	struct ios_dev_counters counters;
 };
 
 /* A device class. Adding one: a new file filling this table, and one line in
@@ -166,6 +176,10 @@ struct ios_backend {
 	void (*reset)(struct vu_dev *d);
 	/* SIGUSR1: report the class's counters now. Optional. */
 	void (*report)(struct ios *s);
+	/* Names of the device's counters (struct ios_dev_counters.v), reported by the
+	 * server loop; NULL for a class that reports its own (net). */
+	const char *const *counter_names;
+	unsigned ncounters;
 };
 
 extern const struct ios_backend ios_blk_backend;
@@ -194,6 +208,7 @@ struct ios {
 	bool reap;                        /* some device is dead: free it at turn end */
 	bool any_poll_kick;               /* some running ring has no kick fd */
 	unsigned rr;                      /* round-robin start */
+	uint64_t counters_due_ns;         /* devices' counters: no report before this */
 	struct ios_net_opts net;          /* net class: uplinks, hold time */
 	void *priv;                       /* the class's per-server state */
 };
@@ -203,6 +218,18 @@ int ios_watch_add(struct ios *s, struct ios_watch *w, uint32_t events);
 int ios_watch_mod(struct ios *s, struct ios_watch *w, uint32_t events);
 void ios_watch_del(struct ios *s, struct ios_watch *w);
 int ios_run(struct ios *s);
+
+/* dev_counters.c: the devices' counters as `counters` events, at most once a second
+ * while they change (ios_counters_tick: ms until the next report is due, or -1), every
+ * device now (SIGUSR1), and a device's last when it goes. */
+static inline void ios_count(struct vu_dev *d, unsigned which, uint64_t n)
+{
+	d->counters.v[which] += n;
+	d->counters.gen++;
+}
+int ios_counters_tick(struct ios *s, uint64_t now_ns);
+void ios_counters_report_all(struct ios *s);
+void ios_counters_report(struct vu_dev *d, bool final);
 
 /* events.c: one JSON line per event on the event fd. */
 void ios_event_ready(struct ios *s);

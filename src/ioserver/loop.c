@@ -142,6 +142,7 @@ int ios_run(struct ios *s)
 	while (!s->stop) {
 		unsigned work = ios_process(s);
 		uint64_t now = ios_now_ns();
+		int report_ms = ios_counters_tick(s, now), sleep_ms;
 
 		if (work)
 			last_work = now;
@@ -157,7 +158,11 @@ int ios_run(struct ios *s)
 			last_work = ios_now_ns();
 			continue;
 		}
-		ios_dispatch(s, s->any_poll_kick ? IOS_NOFD_POLL_MS : -1);
+		/* asleep until a kick or message, or the devices' next counters report */
+		sleep_ms = s->any_poll_kick ? IOS_NOFD_POLL_MS : -1;
+		if (report_ms >= 0 && (sleep_ms < 0 || report_ms < sleep_ms))
+			sleep_ms = report_ms;
+		ios_dispatch(s, sleep_ms);
 		ios_set_notify_all(s, false);
 		last_work = ios_now_ns();
 	}

@@ -111,9 +111,9 @@ static void ios_usage(FILE *out)
 		"\n"
 		"events: ready, device_error (a corrupt ring: that device stops until reset, the\n"
 		"others go on), device_reset, disconnect, replay (requests a killed server left\n"
-		"in flight, resubmitted: vhost-user INFLIGHT_SHMFD); net: counters per port (at\n"
-		"most once a second while they change, when a port goes, at exit, and for every\n"
-		"port on SIGUSR1).\n"
+		"in flight, resubmitted: vhost-user INFLIGHT_SHMFD), counters (net: per port;\n"
+		"blk, console, rng: per device; at most once a second while they change, when a\n"
+		"port or device goes, at exit, and for every one on SIGUSR1).\n"
 		"exit status: 0 stopped by SIGINT/SIGTERM or no connection left, 1 failure while\n"
 		"running, 2 bad command line or set-up error.\n",
 		IOS_MAX_CONNS, IOS_POLL_US, NET_HOLD_MS_DEFAULT);
@@ -448,6 +448,8 @@ static void ios_signalled(struct ios *s, struct ios_watch *w, uint32_t events)
 		s->stop = true;
 	else if (s->ops->report)
 		s->ops->report(s);        /* the class's counters, now */
+	else
+		ios_counters_report_all(s);
 }
 
 /* SIGINT and SIGTERM arrive on an fd: the loop ends cleanly between turns. SIGUSR1

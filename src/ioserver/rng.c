@@ -39,6 +39,10 @@ static uint32_t rng_fill(uint8_t *p, uint32_t len)
 	return done;
 }
 
+/* Counted per device. */
+enum { RNG_C_REQUESTS, RNG_C_BYTES, RNG_NCOUNTERS };
+static const char *const rng_counter_names[RNG_NCOUNTERS] = { "requests", "bytes" };
+
 static unsigned rng_handle(struct vu_dev *d, struct vu_queue *vq, unsigned budget)
 {
 	struct vring_chain *c = d->priv;
@@ -61,6 +65,8 @@ static unsigned rng_handle(struct vu_dev *d, struct vu_queue *vq, unsigned budge
 				break;             /* the used length counts from the start */
 		}
 		vu_queue_push(vq, c->head, filled);
+		ios_count(d, RNG_C_REQUESTS, 1);
+		ios_count(d, RNG_C_BYTES, filled);
 	}
 	return n;
 }
@@ -87,4 +93,6 @@ const struct ios_backend ios_rng_backend = {
 	.dev_init = rng_dev_init,
 	.dev_fini = rng_dev_fini,
 	.handle = rng_handle,
+	.counter_names = rng_counter_names,
+	.ncounters = RNG_NCOUNTERS,
 };

@@ -121,6 +121,7 @@ void vu_dev_free(struct vu_dev *d)
 			break;
 		}
 	s->ndevs--;
+	ios_counters_report(d, true);
 	if (s->ops->dev_fini)
 		s->ops->dev_fini(d);
 	for (unsigned i = 0; i < IOS_MAX_QUEUES; i++)

@@ -177,6 +177,29 @@ static void print_ports(json_t *server)
 	}
 }
 
+/* Other classes' devices: the partition's device, then each count by name. */
+static void print_devices(json_t *server)
+{
+	json_t *devices = json_object_get(server, "devices"), *dev, *v;
+	const char *name;
+	size_t i;
+
+	if (!json_array_size(devices))
+		return;
+	printf("\n%-22s %s\n", "DEVICE", "COUNTERS");
+	json_array_foreach(devices, i, dev) {
+		char who[64];
+
+		snprintf(who, sizeof(who), "%s/%lld", str_or(json_object_get(dev, "partition"), "?"),
+			 count(dev, "device"));
+		printf("%-22s", who);
+		json_object_foreach(dev, name, v)
+			if (json_is_integer(v) && strcmp(name, "device"))
+				printf(" %s=%lld", name, (long long)json_integer_value(v));
+		printf("\n");
+	}
+}
+
 static void print_status(json_t *r)
 {
 	json_t *parts = json_object_get(r, "partitions"), *servers = json_object_get(r, "io_servers");
@@ -220,8 +243,10 @@ static void print_status(json_t *r)
 		       (long long)json_integer_value(json_object_get(p, "connections")),
 		       (long long)json_integer_value(json_object_get(p, "restarts")), standby);
 	}
-	json_array_foreach(servers, i, p)
+	json_array_foreach(servers, i, p) {
 		print_ports(p);
+		print_devices(p);
+	}
 }
 
 /* A streamed line, readable: "12.3 ms  fault  partition=p kind=violation ...". */

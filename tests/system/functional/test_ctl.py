@@ -333,3 +333,42 @@ def test_console_input_errors(bulkhead, echo_system):
             break
         time.sleep(0.05)
     assert r.returncode == 1 and "partition 'a' is not running" in r.stderr
+
+
+def blk_counts(bulkhead, sock):
+    servers = json.loads(ctl(bulkhead, "--socket", sock, "--json", "status").stdout)["io_servers"]
+    return servers[0]["devices"]
+
+
+def test_status_counts_block_requests_across_restarts(bulkhead, inmates, tmp_path):
+    """A blk server's per-device counters reach `status` (JSON and table) while it runs,
+    keep counting across a restart (the supervisor adds up the server's lives), and each
+    life's totals are logged when it ends."""
+    proc, sock = running(bulkhead, blk_system(tmp_path, inmates, "always", loops=200))
+    try:
+        deadline = time.time() + 20
+        # reports come at most once a second; the first may be the driver's GET_ID alone
+        while time.time() < deadline and not [d for d in blk_counts(bulkhead, sock)
+                                              if d["writes"] and d["reads"]]:
+            time.sleep(0.1)
+        before = blk_counts(bulkhead, sock)
+        assert len(before) == 1 and before[0]["partition"] == "one" and \
+            before[0]["device"] == 0, before
+        assert before[0]["writes"] > 0 and before[0]["reads"] > 0, before
+        assert before[0]["write_bytes"] % 512 == 0 and before[0]["errors"] == 0, before
+        r = ctl(bulkhead, "--socket", sock, "status")
+        assert "DEVICE" in r.stdout and "one/0" in r.stdout and " writes=" in r.stdout, r.stdout
+        assert ctl(bulkhead, "--socket", sock, "restart", "blkio").returncode == 0
+        time.sleep(1.5)
+        after = blk_counts(bulkhead, sock)
+        for k in ("reads", "writes", "read_bytes", "write_bytes"):
+            assert after[0][k] > before[0][k], (before, after)
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=60)
+    evs = [json.loads(l) for l in open(tmp_path / "log" / "events.jsonl")]
+    lives = [e for e in evs if e["event"] == "counters"]
+    assert len(lives) == 2 and all(e["server"] == "blkio" and e["partition"] == "one"
+                                   for e in lives), lives
+    # each logged total is the running sum: the second covers both lives
+    assert lives[1]["writes"] >= after[0]["writes"] > lives[0]["writes"], lives
