@@ -205,8 +205,9 @@ static json_t *status(struct sup *s)
 			"connections", (int)v->nconns, "restarts", (int)v->restarts,
 			"standby", v->standby.pid > 0 ? json_integer(v->standby.pid) : json_null());
 
-		if (v->cfg->class == BH_CLASS_NET)
-			json_object_set_new(o, "ports", sup_counters_json(v));
+		/* net: per port (devices and uplinks); the others: per device */
+		json_object_set_new(o, v->cfg->class == BH_CLASS_NET ? "ports" : "devices",
+				    sup_counters_json(v));
 		json_array_append_new(servers, o);
 	}
 	return json_pack("{s:b, s:s, s:I, s:o, s:o}", "ok", 1, "system", s->sys->name,
@@ -245,8 +246,11 @@ static void partition_command(struct sup *s, struct ctl_client *cl, json_t *req,
 	else if (rc == -ESRCH)
 		reply_error(s, cl, "partition '%s' is not running", name);
 	else if (rc == -EOPNOTSUPP)
-		reply_error(s, cl, "partition '%s' has I/O devices and cannot be started again yet",
-			    name);
+		reply_error(s, cl, "partition '%s' runs in QEMU with I/O devices and cannot be "
+			    "started again yet", name);
+	else if (rc == -ENOTCONN)
+		reply_error(s, cl, "partition '%s': an I/O server it uses has failed for good "
+			    "(restart it first)", name);
 	else if (rc)
 		reply_error(s, cl, "%s", strerror(-rc));
 	else

@@ -426,6 +426,14 @@ static int restart_server(struct sup *s, struct sup_server *v)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
 			return -errno;
 		cn->fd = sv[1];
+		if (s->parts[cn->part].want_conns) {
+			int *mine = &s->parts[cn->part].dev_fd[cn->dev];
+
+			if (*mine >= 0)
+				close(*mine);
+			*mine = sv[0];          /* for the monitor about to start */
+			continue;
+		}
 		tell_monitor(&s->parts[cn->part], cn->dev, sv[0]);
 		close(sv[0]);
 	}
@@ -641,19 +649,13 @@ static bool reap_within(pid_t pid, int *wstatus, int ms)
 	}
 }
 
-/* `bulkhead ctl restart SERVER`, an operator's action: it applies whatever the server's
- * `restart` policy, and to a failed server too. The old process is reaped here (the
- * supervisor waits at most SRV_TERM_GRACE_MS for it), so sup_server_exited never sees
- * it; the new one gets new connections and the monitors resume their devices as after
- * a crash. Devices a failed server left NEEDS_RESET are reconnected but stay so until
- * the guest resets them. */
-int sup_operator_restart_server(struct sup *s, struct sup_server *v)
+/* Ends the server's process (SIGTERM, SIGKILL after SRV_TERM_GRACE_MS), reaped here so
+ * that sup_server_exited never sees it, and starts it again on new connections: the
+ * monitors resume their devices as after a crash. reason names who asked. */
+static int replace_server(struct sup *s, struct sup_server *v, const char *reason)
 {
 	int wstatus = 0, rc;
 
-	if (v->stopping || s->stop_signal)
-		return -ECANCELED;
-	sup_event(s, "operator_restart", NULL, "\"server\":\"%s\"", v->cfg->name);
 	if (v->pid > 0) {
 		pid_t pid = v->pid;
 
@@ -667,20 +669,48 @@ int sup_operator_restart_server(struct sup *s, struct sup_server *v)
 		sup_stream_drain(&v->events);     /* as sup_server_exited does */
 		sup_stream_close(s, &v->events);
 		sup_counters_fold(s, v);
-		if (WIFEXITED(wstatus))
-			sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"status\":%d,"
-				  "\"expected\":true,\"reason\":\"operator\"", v->cfg->name,
-				  WEXITSTATUS(wstatus));
-		else
-			sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"signal\":%d,"
-				  "\"expected\":true,\"reason\":\"operator\"", v->cfg->name,
-				  WTERMSIG(wstatus));
+		sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"%s\":%d,"
+			  "\"expected\":true,\"reason\":\"%s\"", v->cfg->name,
+			  WIFEXITED(wstatus) ? "status" : "signal",
+			  WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus), reason);
 	}
 	v->restart_at.tv_sec = 0;        /* a restart waiting for its backoff happens now */
 	v->backoff_ms = 0;
 	v->failed = false;
+	v->stopping = false;             /* it may have ended with its last connection */
 	rc = restart_server(s, v);
 	if (rc)
 		fail_server(s, v, "could not be restarted");
+	return rc;
+}
+
+/* `bulkhead ctl restart SERVER`, an operator's action: it applies whatever the server's
+ * `restart` policy, and to a failed server too. Devices a failed server left
+ * NEEDS_RESET are reconnected but stay so until the guest resets them. */
+int sup_operator_restart_server(struct sup *s, struct sup_server *v)
+{
+	if (v->stopping || s->stop_signal)
+		return -ECANCELED;
+	sup_event(s, "operator_restart", NULL, "\"server\":\"%s\"", v->cfg->name);
+	return replace_server(s, v, "operator");
+}
+
+int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
+{
+	bool done[BH_MAX_SERVERS] = { false };
+	int rc = 0;
+
+	for (unsigned d = 0; d < p->cfg->ndevices; d++)
+		if (s->servers[p->cfg->devices[d].server.idx].failed)
+			return -ENOTCONN;
+	p->want_conns = true;
+	for (unsigned d = 0; d < p->cfg->ndevices && !rc; d++) {
+		unsigned idx = (unsigned)p->cfg->devices[d].server.idx;
+
+		if (!done[idx])
+			rc = replace_server(s, &s->servers[idx], "partition_restart");
+		done[idx] = true;
+	}
+	p->want_conns = false;
 	return rc;
 }

@@ -279,23 +279,42 @@ static void stop_for_good(struct sup *s, struct sup_partition *p, bool ok, const
 	sup_event(s, "partition_stop", p->cfg->name, "\"ok\":%s", ok ? "true" : "false");
 }
 
+/* A monitor starting again needs new connections to its I/O servers: they are started
+ * anew (sup_servers_reconnect). A QEMU partition's device sockets are made once, at the
+ * first start, so one with devices cannot start again. */
+static bool can_start_again(const struct sup_partition *p)
+{
+	return !p->cfg->ndevices || p->cfg->engine != BH_ENGINE_QEMU;
+}
+
+/* From zeroed memory, with new device connections. */
+static int start_again(struct sup *s, struct sup_partition *p)
+{
+	int rc = zero_memory(p);
+
+	if (!rc && p->cfg->ndevices)
+		rc = sup_servers_reconnect(s, p);
+	if (!rc)
+		rc = sup_start_partition(s, p);
+	return rc;
+}
+
 static void restart(struct sup *s, struct sup_partition *p, const char *why)
 {
 	int rc;
 
-	/* A new monitor needs new connections to its I/O servers, which the servers cannot
-	 * be handed yet: say so rather than start a partition without its devices. */
-	if (p->cfg->ndevices) {
-		stop_for_good(s, p, false, "not restarted after %s: partitions with I/O devices "
-			      "cannot be restarted yet", why);
+	if (!can_start_again(p)) {
+		stop_for_good(s, p, false, "not restarted after %s: QEMU partitions with I/O "
+			      "devices cannot be restarted yet", why);
 		return;
 	}
-	rc = zero_memory(p);
 	sup_event(s, "partition_restart", p->cfg->name, "\"reason\":\"%s\",\"restarts\":%u", why,
 		  p->restarts);
-	if (!rc)
-		rc = sup_start_partition(s, p);
-	if (rc)
+	rc = start_again(s, p);
+	if (rc == -ENOTCONN)
+		stop_for_good(s, p, false, "not restarted after %s: an I/O server it uses has "
+			      "failed for good", why);
+	else if (rc)
 		stop_for_good(s, p, false, "could not be restarted: %s", strerror(-rc));
 }
 
@@ -381,11 +400,9 @@ int sup_operator_start(struct sup *s, struct sup_partition *p)
 
 	if (p->state == SUP_RUNNING)
 		return -EALREADY;
-	if (p->cfg->ndevices)
-		return -EOPNOTSUPP;      /* see restart(): no new server connections yet */
-	rc = zero_memory(p);
-	if (!rc)
-		rc = sup_start_partition(s, p);
+	if (!can_start_again(p))
+		return -EOPNOTSUPP;
+	rc = start_again(s, p);
 	if (!rc)
 		sup_event(s, "operator_start", p->cfg->name, NULL);
 	return rc;
@@ -397,7 +414,7 @@ int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after
 {
 	if (p->state != SUP_RUNNING || p->pid <= 0)
 		return restart_after ? sup_operator_start(s, p) : -ESRCH;
-	if (restart_after && p->cfg->ndevices)
+	if (restart_after && !can_start_again(p))
 		return -EOPNOTSUPP;
 	p->op = restart_after ? SUP_OP_RESTART : SUP_OP_STOP;
 	sup_event(s, restart_after ? "operator_restart" : "operator_stop", p->cfg->name, NULL);

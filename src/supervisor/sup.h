@@ -72,6 +72,8 @@ struct sup_partition {
 	struct sup_stream vcon;     /* virtio console output, from the console server */
 	int vcon_w;                 /* write end of vcon's pipe, for the console server */
 	int dev_fd[BH_MAX_DEVICES]; /* monitor ends of the device connections */
+	bool want_conns;            /* starting again: a server's new connections go to
+				     * dev_fd, for the next monitor, not to the old one */
 	/* engine: qemu: QEMU listens for each device's vhost-user connection on a unix
 	 * socket in the supervisor's private directory (sup.vu_dir); vu_fd is an O_PATH
 	 * descriptor of that socket once found, which later connections go through (the
@@ -217,6 +219,10 @@ int sup_prepare_devices(struct sup *s);
 int sup_start_servers(struct sup *s);
 void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus);
 void sup_stop_servers(struct sup *s);
+/* Before a partition with devices starts again: every server it uses is started anew
+ * (its other partitions resume as after a crash of it), which gives the partition new
+ * connections in dev_fd. -ENOTCONN when one of them has failed for good. */
+int sup_servers_reconnect(struct sup *s, struct sup_partition *p);
 bool sup_servers_stopped(const struct sup *s);
 /* Restarts servers whose backoff has passed and starts those that waited for QEMU
  * partitions to listen; returns ms until the next one is due, or -1 when none is
