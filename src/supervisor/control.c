@@ -245,9 +245,6 @@ static void partition_command(struct sup *s, struct ctl_client *cl, json_t *req,
 		reply_error(s, cl, "partition '%s' is already running", name);
 	else if (rc == -ESRCH)
 		reply_error(s, cl, "partition '%s' is not running", name);
-	else if (rc == -EOPNOTSUPP)
-		reply_error(s, cl, "partition '%s' runs in QEMU with I/O devices and cannot be "
-			    "started again yet", name);
 	else if (rc == -ENOTCONN)
 		reply_error(s, cl, "partition '%s': an I/O server it uses has failed for good "
 			    "(restart it first)", name);

@@ -30,6 +30,8 @@
 /* How often the supervisor looks for the sockets of QEMU partitions still starting. */
 #define SRV_QEMU_POLL_MS    5
 
+static int replace_server(struct sup *s, struct sup_server *v, const char *reason);
+
 static int open_disk(const struct bh_disk *disk)
 {
 	int fd = open(disk->file, O_RDWR | O_CLOEXEC | (disk->create ? O_CREAT : 0), 0644);
@@ -420,7 +422,9 @@ static int restart_server(struct sup *s, struct sup_server *v)
 		int sv[2];
 
 		if (cn->qemu) {
-			cn->fd = qemu_reconnect(s, v, cn);
+			/* connected already when its QEMU has just started again */
+			if (cn->fd < 0)
+				cn->fd = qemu_reconnect(s, v, cn);
 			continue;
 		}
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
@@ -522,7 +526,8 @@ int sup_servers_tick(struct sup *s)
 			continue;
 		}
 		v->waiting = false;
-		if (start_server(s, v))
+		/* a running server: a QEMU partition started again, so replace it */
+		if (v->pid > 0 ? replace_server(s, v, "partition_restart") : start_server(s, v))
 			fail_server(s, v, "could not be started");
 		remove_vu_dir(s, false);
 	}
@@ -695,6 +700,33 @@ int sup_operator_restart_server(struct sup *s, struct sup_server *v)
 	return replace_server(s, v, "operator");
 }
 
+/* A QEMU partition starting again: new sockets for the new QEMU to listen on (the old
+ * names are gone), and its servers wait for it as at the first start; they are replaced
+ * once connected (sup_servers_tick). */
+static int qemu_reconnect_later(struct sup *s, struct sup_partition *p)
+{
+	for (unsigned d = 0; d < p->cfg->ndevices; d++) {
+		struct sup_server *v = &s->servers[p->cfg->devices[d].server.idx];
+		int rc;
+
+		if (p->vu_fd[d] >= 0) {
+			close(p->vu_fd[d]);
+			p->vu_fd[d] = -1;
+		}
+		rc = qemu_sock_path(s, p, d);
+		if (rc)
+			return rc;
+		for (unsigned c = 0; c < v->nconns; c++)
+			if (v->conns[c].part == p->id && v->conns[c].dev == d &&
+			    v->conns[c].fd >= 0) {
+				close(v->conns[c].fd);
+				v->conns[c].fd = -1;
+			}
+		v->waiting = true;
+	}
+	return 0;
+}
+
 int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
 {
 	bool done[BH_MAX_SERVERS] = { false };
@@ -703,6 +735,8 @@ int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
 	for (unsigned d = 0; d < p->cfg->ndevices; d++)
 		if (s->servers[p->cfg->devices[d].server.idx].failed)
 			return -ENOTCONN;
+	if (p->cfg->engine == BH_ENGINE_QEMU)
+		return qemu_reconnect_later(s, p);
 	p->want_conns = true;
 	for (unsigned d = 0; d < p->cfg->ndevices && !rc; d++) {
 		unsigned idx = (unsigned)p->cfg->devices[d].server.idx;

@@ -279,14 +279,6 @@ static void stop_for_good(struct sup *s, struct sup_partition *p, bool ok, const
 	sup_event(s, "partition_stop", p->cfg->name, "\"ok\":%s", ok ? "true" : "false");
 }
 
-/* A monitor starting again needs new connections to its I/O servers: they are started
- * anew (sup_servers_reconnect). A QEMU partition's device sockets are made once, at the
- * first start, so one with devices cannot start again. */
-static bool can_start_again(const struct sup_partition *p)
-{
-	return !p->cfg->ndevices || p->cfg->engine != BH_ENGINE_QEMU;
-}
-
 /* From zeroed memory, with new device connections. */
 static int start_again(struct sup *s, struct sup_partition *p)
 {
@@ -303,11 +295,6 @@ static void restart(struct sup *s, struct sup_partition *p, const char *why)
 {
 	int rc;
 
-	if (!can_start_again(p)) {
-		stop_for_good(s, p, false, "not restarted after %s: QEMU partitions with I/O "
-			      "devices cannot be restarted yet", why);
-		return;
-	}
 	sup_event(s, "partition_restart", p->cfg->name, "\"reason\":\"%s\",\"restarts\":%u", why,
 		  p->restarts);
 	rc = start_again(s, p);
@@ -400,8 +387,6 @@ int sup_operator_start(struct sup *s, struct sup_partition *p)
 
 	if (p->state == SUP_RUNNING)
 		return -EALREADY;
-	if (!can_start_again(p))
-		return -EOPNOTSUPP;
 	rc = start_again(s, p);
 	if (!rc)
 		sup_event(s, "operator_start", p->cfg->name, NULL);
@@ -414,8 +399,6 @@ int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after
 {
 	if (p->state != SUP_RUNNING || p->pid <= 0)
 		return restart_after ? sup_operator_start(s, p) : -ESRCH;
-	if (restart_after && !can_start_again(p))
-		return -EOPNOTSUPP;
 	p->op = restart_after ? SUP_OP_RESTART : SUP_OP_STOP;
 	sup_event(s, restart_after ? "operator_restart" : "operator_stop", p->cfg->name, NULL);
 	kill(p->pid, SIGTERM);

@@ -221,7 +221,8 @@ void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus);
 void sup_stop_servers(struct sup *s);
 /* Before a partition with devices starts again: every server it uses is started anew
  * (its other partitions resume as after a crash of it), which gives the partition new
- * connections in dev_fd. -ENOTCONN when one of them has failed for good. */
+ * connections in dev_fd; for a QEMU partition, once the new QEMU listens on new
+ * sockets. -ENOTCONN when one of them has failed for good. */
 int sup_servers_reconnect(struct sup *s, struct sup_partition *p);
 bool sup_servers_stopped(const struct sup *s);
 /* Restarts servers whose backoff has passed and starts those that waited for QEMU

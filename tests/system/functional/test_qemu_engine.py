@@ -602,3 +602,45 @@ def test_two_linux_partitions_iperf3(bulkhead, kernel, tmp_path):
     for p in ports.values():
         assert p["drop_spoof"] == 0 and p["drop_malformed"] == 0, ports
         assert p["rx_frames"] > 100 and p["tx_frames"] > 100, ports
+
+
+# ---- partitions with devices starting again ---------------------------------------------
+
+def test_restart_partition_with_devices(bulkhead, kernel, inmates, tmp_path):
+    """`ctl restart` of a Linux partition with a disk: the new QEMU listens on new
+    sockets, the supervisor connects them and replaces the server, and the second life
+    finds on the disk what the first wrote. A bare-metal partition on the same server
+    verifies its own slice throughout without an error."""
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(16 * MiB)
+    servers = ("io_servers:\n  - name: blkio\n    class: blk\n    disks:\n"
+               f"      - {{name: d0, file: {disk}, size: 16M}}\n")
+    command = ("if [ \"$(dd if=/dev/vda bs=5 count=1 2>/dev/null)\" = life1 ]; then "
+               "echo second life; else printf life1 | dd of=/dev/vda conv=fsync 2>/dev/null; "
+               "echo first life; sleep 600; fi")
+    path = write_system(tmp_path, [
+        linux("lx", kernel, command,
+              devices=["{type: blk, server: blkio, disk: d0, offset: 0, size: 4M}"]),
+        f"  - {{name: bm, image: {inmates / 'blkcheck.elf'}, cmdline: \"seed=3 loops=60\", "
+        f"cpus: [1], memory: 16M, devices: [{{type: blk, server: blkio, disk: d0, "
+        f"offset: 8M, size: 2M}}]}}\n"], servers=servers)
+    proc = subprocess.Popen([bulkhead, "run", "--quiet", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_console(proc, tmp_path, "lx", r"^first life$")
+    r = subprocess.run([bulkhead, "ctl", "--socket", str(tmp_path / "log" / "control.sock"),
+                        "restart", "lx"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    log = wait_console(proc, tmp_path, "lx", r"^bh: exit status \d+$")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, log + err
+    assert "second life" in log and "bh: exit status 0" in log, log
+    bm = (tmp_path / "log" / "bm.console.log").read_text()
+    assert "inmate-test: " in bm and ", 0 failures" in bm, bm
+    ev = events(tmp_path)
+    assert [e["start"] for e in ev if e["event"] == "partition_start"
+            and e["partition"] == "lx"] == [1, 2]
+    exits = [e for e in ev if e["event"] == "server_exit"]
+    assert exits and exits[0].get("reason") == "partition_restart", exits
+    assert [e["connections"] for e in ev if e["event"] == "server_start"] == [2, 2], ev
+    assert not [e for e in ev if e.get("state") == "needs_reset"]
