@@ -49,4 +49,10 @@
 #define BH_SYSCTL_WATCHDOG   (BH_SYSCTL_PORT + 8)   /* write any value: watchdog kick */
 #define BH_SYSCTL_SIZE       12
 
+/* Linux kernels (--kernel) only: the ACPI PM1 event and control blocks the FADT names
+ * (power off through _S5). */
+#define BH_ACPI_PM1A_EVT     0x620      /* PM1 status, PM1 enable: 2 bytes each */
+#define BH_ACPI_PM1A_CNT     0x624      /* PM1 control: 2 bytes */
+#define BH_ACPI_SCI_IRQ      9
+
 #endif

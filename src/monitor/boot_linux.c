@@ -1,9 +1,10 @@
 /*
  * Boot of a Linux kernel (--kernel, --initrd): the 64-bit boot protocol. The bzImage's
  * protected-mode part goes where its header asks, the initrd as high as it may, then
- * the command line, the zero page (with an e820 map of the partition's memory) and an
- * MP table in the BIOS area, where Linux looks for its CPUs and interrupt lines. The
- * computations are in x86/linux_boot.c and x86/mptable.c; this file puts their results
+ * the command line, the zero page (with an e820 map of the partition's memory), and in
+ * the BIOS area, where Linux looks for its CPUs and interrupt lines, ACPI tables and an
+ * MP table (for kernels built with MP-table support but without ACPI). The computations
+ * are in x86/linux_boot.c, x86/acpi.c and x86/mptable.c; this file puts their results
  * into guest memory.
  */
 #include <errno.h>
@@ -13,6 +14,7 @@
 
 #include "bulkhead/platform.h"
 #include "monitor/mon.h"
+#include "monitor/x86/acpi.h"
 #include "monitor/x86/linux_boot.h"
 #include "monitor/x86/mptable.h"
 
@@ -20,12 +22,16 @@
 #define LINUX_ZERO_PAGE   0x50000UL
 #define LINUX_CMDLINE     0x51000UL
 #define LINUX_CMDLINE_MAX 0x8000UL
-/* The legacy BIOS area: reserved in the e820 map, searched for the MP table. */
+/* The legacy BIOS area: reserved in the e820 map, searched for the ACPI RSDP (on 16-byte
+ * boundaries from 0xE0000) and the MP table's floating pointer (0xF0000 and up). */
 #define LINUX_EBDA        0x9fc00UL
-#define LINUX_BIOS_AREA   0xf0000UL
+#define LINUX_BIOS_AREA   0xe0000UL
+#define LINUX_ACPI_AREA   0xe0000UL
+#define LINUX_MPTABLE_AREA 0xf0000UL
 #define LINUX_BIOS_END    0x100000UL
 #define LINUX_PCI_PIN_BASE 16          /* INTA# of slot s: IOAPIC pin 16 + s % 8 */
 #define LINUX_IOAPIC_PINS 24
+#define LINUX_RTC_CENTURY 0x32         /* rtc.c keeps the century there */
 
 static unsigned e820_map(const struct mon *m, struct lb_e820 *map)
 {
@@ -51,15 +57,36 @@ static int place_mptable(struct mon *m)
 		.ncpus = 1, .lapic_addr = BH_LAPIC_ADDR, .ioapic_addr = BH_IOAPIC_ADDR,
 		.ioapic_pins = LINUX_IOAPIC_PINS, .pci_pin_base = LINUX_PCI_PIN_BASE,
 	};
-	size_t len = LINUX_BIOS_END - LINUX_BIOS_AREA;
-	uint8_t *buf = mon_gpa(m, LINUX_BIOS_AREA, len);
+	size_t len = LINUX_BIOS_END - LINUX_MPTABLE_AREA;
+	uint8_t *buf = mon_gpa(m, LINUX_MPTABLE_AREA, len);
 
 	for (unsigned i = 0; i < m->opt->ndevices; i++)
 		c.pci_slots |= 1u << m->opt->devices[i].slot;
 	if (!buf)
 		return -ENOMEM;
 	memset(buf, 0, len);
-	return mpt_build(buf, len, LINUX_BIOS_AREA, &c) ? 0 : -E2BIG;
+	return mpt_build(buf, len, LINUX_MPTABLE_AREA, &c) ? 0 : -E2BIG;
+}
+
+/* The ACPI tables a kernel without MP-table support (Debian's cloud kernel) needs for
+ * the IOAPIC, the PCI root bridge's interrupt routing and power-off. */
+static int place_acpi(struct mon *m)
+{
+	struct acpi_config c = {
+		.ncpus = 1, .lapic_addr = BH_LAPIC_ADDR, .ioapic_addr = BH_IOAPIC_ADDR,
+		.ioapic_id = 1, .ioapic_pins = LINUX_IOAPIC_PINS,
+		.pci_pin_base = LINUX_PCI_PIN_BASE, .sci_irq = BH_ACPI_SCI_IRQ,
+		.rtc_century = LINUX_RTC_CENTURY,
+		.pm1a_evt = BH_ACPI_PM1A_EVT, .pm1a_cnt = BH_ACPI_PM1A_CNT,
+		.pci_mmio_base = BH_PCI_MMIO_BASE, .pci_mmio_end = BH_PCI_MMIO_END - 1,
+	};
+	size_t len = LINUX_MPTABLE_AREA - LINUX_ACPI_AREA;
+	uint8_t *buf = mon_gpa(m, LINUX_ACPI_AREA, len);
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, len);
+	return acpi_build(buf, len, LINUX_ACPI_AREA, &c) ? 0 : -E2BIG;
 }
 
 /* The kernel's command line: --cmdline, then where the system-control device is. The
@@ -110,8 +137,13 @@ static int boot_linux_place(struct mon *m, const char *cmdline, const char **why
 	m->entry = l.entry;
 	m->boot_params = l.zero_page;
 	ret = place_mptable(m);
-	if (ret)
+	if (ret) {
 		*why = "the MP table does not fit the BIOS area";
+		return ret;
+	}
+	ret = place_acpi(m);
+	if (ret)
+		*why = "the ACPI tables do not fit the BIOS area";
 	return ret;
 }
 

@@ -416,6 +416,8 @@ static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 		ret = legacy_register_absent(m);
 	if (!ret && o->kernel)
 		ret = rtc_register(m);
+	if (!ret && o->kernel)
+		ret = acpi_pm_register(m);
 	if (ret)
 		return mon_fail(m, "cannot register the platform devices: %s", strerror(-ret));
 	ret = mon_devices_setup(m, &who, &why);

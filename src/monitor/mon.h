@@ -100,6 +100,11 @@ struct mon_rtc {
 	uint8_t cmos[128];
 };
 
+/* acpi_pm.c: the ACPI PM1 registers that keep a value */
+struct mon_acpi_pm {
+	uint16_t pm1_en, pm1_cnt;
+};
+
 struct mon {
 	const struct mon_options *opt;
 	char      name_json[MON_NAME_JSON_MAX];   /* the name as a JSON string, quoted */
@@ -129,6 +134,7 @@ struct mon {
 	struct uart     uart;
 	struct pci_bus  pci;
 	struct mon_rtc  rtc;            /* --kernel only */
+	struct mon_acpi_pm acpi_pm;     /* --kernel only */
 	struct vdev    *vdev[MON_DEVICES_MAX];
 	unsigned        nvdev;
 	struct mon_irq  irq;
@@ -182,6 +188,8 @@ int sysctl_register(struct mon *m);
 int legacy_register_absent(struct mon *m);
 /* rtc.c: --kernel only; the CMOS real-time clock at 0x70-0x71, the host's UTC time */
 int rtc_register(struct mon *m);
+/* acpi_pm.c: --kernel only; the ACPI PM1 event and control blocks (power off) */
+int acpi_pm_register(struct mon *m);
 
 /* watchdog.c: --watchdog; wd_kick runs on the vCPU thread, the timer on the I/O
  * thread (wd_watch, before the sandbox) */
