@@ -37,7 +37,7 @@ static const struct mpt_config two_cpus = {
 };
 
 struct seen {
-	unsigned cpus, bsp, buses, ioapics, ioints, lints, pci_ioints;
+	unsigned cpus, bsp, buses, ioapics, ioints, lints, pci_ioints, extints;
 	uint8_t ioapic_id, pin_of_isa[16], pin_of_slot[32];
 };
 
@@ -85,6 +85,8 @@ static void walk(const uint8_t *buf, size_t len, struct seen *s)
 			assert_int_equal(e[6], s->ioapic_id);
 			if (e[4] == 1 && e[1] == 0)
 				s->pin_of_isa[e[5]] = e[7];
+			if (e[1] == 3)
+				s->extints++;
 			if (e[4] == 0) {
 				s->pci_ioints++;
 				assert_int_equal(e[5] & 3, 0);              /* INTA# */
@@ -118,8 +120,10 @@ static void describes_cpus_ioapic_and_lines(void **state)
 	assert_int_equal(s.ioapics, 1);
 	assert_int_equal(s.ioapic_id, 2);            /* after the CPUs' APIC IDs */
 	assert_int_equal(s.lints, 2);
-	/* ISA: the timer on pin 2, the UART's IRQ 4 on pin 4, IRQ 2 not listed */
-	assert_int_equal(s.pin_of_isa[0], 2);
+	/* ISA: IRQ n on pin n as KVM routes them (the timer on pin 0), IRQ 2 not listed,
+	 * no IOAPIC pin for the PIC (its ExtINT goes to LINT0) */
+	assert_int_equal(s.pin_of_isa[0], 0);
+	assert_int_equal(s.extints, 0);
 	assert_int_equal(s.pin_of_isa[4], 4);
 	assert_int_equal(s.pin_of_isa[2], 0xff);
 	/* PCI: one line per slot with a function, INTA# of slot s on pin 16 + s % 8 */

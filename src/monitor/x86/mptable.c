@@ -144,13 +144,12 @@ size_t mpt_build(uint8_t *buf, size_t len, uint32_t gpa, const struct mpt_config
 	put8(&w, 1);                             /* enabled */
 	put32(&w, c->ioapic_addr);
 	w.entries++;
-	/* ISA IRQ n is IOAPIC pin n (KVM's routing), except that the PIT's IRQ 0 arrives
-	 * on pin 2, as on PC hardware; pin 0 carries the PIC's ExtINT. */
-	small_entry(&w, MPE_IOINT, MP_EXTINT, 0, BUS_ISA, 0, ioapic_id, 0);
+	/* ISA IRQ n is IOAPIC pin n, KVM's default routing: the PIT's IRQ 0 arrives on
+	 * pin 0 (not pin 2 as on PC chipsets; seen in the rig), and the PIC's output goes
+	 * to the LAPICs' LINT0, not to an IOAPIC pin. Pin 2 (the cascade) carries nothing. */
 	for (uint8_t irq = 0; irq < ISA_IRQS; irq++)
 		if (irq != 2)
-			small_entry(&w, MPE_IOINT, MP_INT, 0, BUS_ISA, irq, ioapic_id,
-				    irq == 0 ? 2 : irq);
+			small_entry(&w, MPE_IOINT, MP_INT, 0, BUS_ISA, irq, ioapic_id, irq);
 	/* PCI: source IRQ is device << 2 | pin (INTA# = 0). */
 	for (unsigned s = 0; s < PCI_SLOTS; s++)
 		if (c->pci_slots & (1u << s))
