@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from supervised import running
+
 
 @pytest.fixture
 def system(bulkhead, inmates, tmp_path):
@@ -203,17 +205,6 @@ partitions:
      memory: 16M, devices: [{{type: blk, server: {name}, disk: d, offset: 0, size: 2M}}]}}
 """)
     return path
-
-
-def running(bulkhead, path):
-    sock = path.parent / "log" / "control.sock"
-    proc = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline and not sock.exists():
-        time.sleep(0.02)
-    assert sock.exists()
-    return proc, sock
 
 
 def server_pid(bulkhead, sock):

@@ -8,25 +8,11 @@ import time
 
 import pytest
 
+from supervised import blk_pair, events, running, ctl as ctl_
+
 
 def ctl(bulkhead, sock, *args):
-    return subprocess.run([bulkhead, "ctl", "--socket", str(sock), *map(str, args)],
-                          capture_output=True, text=True, timeout=30)
-
-
-def events(tmp_path):
-    return [json.loads(l) for l in open(tmp_path / "log" / "events.jsonl")]
-
-
-def running(bulkhead, path):
-    sock = path.parent / "log" / "control.sock"
-    proc = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline and not sock.exists():
-        time.sleep(0.02)
-    assert sock.exists()
-    return proc, sock
+    return ctl_(bulkhead, "--socket", sock, *args)
 
 
 @pytest.mark.parametrize("isolation", ["window", "shared"])
@@ -35,20 +21,7 @@ def test_ctl_restart_partition_with_a_disk(bulkhead, inmates, tmp_path, isolatio
     'one' starts from zeroed memory on new connections each time and passes its check
     in its last life; 'two', on the same server, never sees an error."""
     path = tmp_path / "pr.yaml"
-    path.write_text(f"""system: {{name: pr, cpus: [0, 1], log_dir: {tmp_path}/log}}
-io_servers:
-  - name: blkio
-    class: blk
-    disks:
-      - {{name: d, file: {tmp_path}/disk.img, size: 8M, create: true}}
-partitions:
-  - {{name: one, image: {inmates}/blkcheck.elf, cmdline: "seed=11 loops=4", cpus: [0],
-     memory: 16M, isolation: {isolation},
-     devices: [{{type: blk, server: blkio, disk: d, offset: 0, size: 2M}}]}}
-  - {{name: two, image: {inmates}/blkcheck.elf, cmdline: "seed=22 loops=16", cpus: [1],
-     memory: 16M, isolation: {isolation},
-     devices: [{{type: blk, server: blkio, disk: d, offset: 4M, size: 2M}}]}}
-""")
+    path.write_text(blk_pair(tmp_path, inmates, isolation, name="pr", loops=(4, 16)))
     proc, sock = running(bulkhead, path)
     for _ in range(2):
         time.sleep(0.5)

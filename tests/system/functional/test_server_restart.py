@@ -10,25 +10,14 @@ import time
 
 import pytest
 
+from supervised import blk_pair
+
 KILLS = 10
 
 
 def system_text(tmp_path, inmates, isolation, restart="always", loops=12):
-    return f"""system: {{name: rs, cpus: [0, 1], log_dir: {tmp_path}/log}}
-io_servers:
-  - name: blkio
-    class: blk
-    restart: {restart}
-    disks:
-      - {{name: d, file: {tmp_path}/disk.img, size: 8M, create: true}}
-partitions:
-  - {{name: one, image: {inmates}/blkcheck.elf, cmdline: "seed=11 loops={loops}", cpus: [0],
-     memory: 16M, isolation: {isolation},
-     devices: [{{type: blk, server: blkio, disk: d, offset: 0, size: 2M}}]}}
-  - {{name: two, image: {inmates}/blkcheck.elf, cmdline: "seed=22 loops={loops}", cpus: [1],
-     memory: 16M, isolation: {isolation},
-     devices: [{{type: blk, server: blkio, disk: d, offset: 4M, size: 2M}}]}}
-"""
+    return blk_pair(tmp_path, inmates, isolation, server=f"\n    restart: {restart}",
+                    loops=(loops, loops))
 
 
 def server_pid(bulkhead, sock):

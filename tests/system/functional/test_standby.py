@@ -12,33 +12,14 @@ import time
 
 import pytest
 
+from supervised import blk_pair, events
+
 KILLS = 5
 
 
 def system_text(tmp_path, inmates, isolation, loops=20):
-    return f"""system: {{name: sb, cpus: [0, 1], log_dir: {tmp_path}/log}}
-io_servers:
-  - name: blkio
-    class: blk
-    standby: true
-    disks:
-      - {{name: d, file: {tmp_path}/disk.img, size: 8M, create: true}}
-partitions:
-  - {{name: one, image: {inmates}/blkcheck.elf, cmdline: "seed=11 loops={loops}", cpus: [0],
-     memory: 16M, isolation: {isolation},
-     devices: [{{type: blk, server: blkio, disk: d, offset: 0, size: 2M}}]}}
-  - {{name: two, image: {inmates}/blkcheck.elf, cmdline: "seed=22 loops={loops}", cpus: [1],
-     memory: 16M, isolation: {isolation},
-     devices: [{{type: blk, server: blkio, disk: d, offset: 4M, size: 2M}}]}}
-"""
-
-
-def events(tmp_path):
-    try:
-        with open(tmp_path / "log" / "events.jsonl") as f:
-            return [json.loads(l) for l in f if l.endswith("\n")]
-    except FileNotFoundError:
-        return []
+    return blk_pair(tmp_path, inmates, isolation, name="sb", server="\n    standby: true",
+                    loops=(loops, loops))
 
 
 def wait_for(proc, tmp_path, pred, what, timeout=30):
