@@ -202,13 +202,17 @@ static void check_usage(const struct bh_system *sys, struct diag *d)
 {
 	for (unsigned si = 0; si < sys->nservers; si++) {
 		const struct bh_ioserver *srv = &sys->servers[si];
-		bool used = false;
+		unsigned served = 0;
 
-		for (unsigned i = 0; i < sys->npartitions && !used; i++)
-			for (unsigned j = 0; j < sys->partitions[i].ndevices && !used; j++)
-				used = sys->partitions[i].devices[j].server.idx == (int)si;
-		if (!used && srv->name)
+		for (unsigned i = 0; i < sys->npartitions; i++)
+			for (unsigned j = 0; j < sys->partitions[i].ndevices; j++)
+				served += sys->partitions[i].devices[j].server.idx == (int)si;
+		if (!served && srv->name)
 			diag_warning(d, srv->name_at, "I/O server '%s' serves no device", srv->name);
+		if (served > BH_MAX_SERVER_CONNS)
+			diag_error(d, srv->name_at, "I/O server '%s' serves %u devices; one server "
+				   "serves at most %d (split them over several servers)",
+				   cfg_name(srv->name), served, BH_MAX_SERVER_CONNS);
 	}
 	for (unsigned ni = 0; ni < sys->nnetworks; ni++) {
 		unsigned members = 0;

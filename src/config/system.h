@@ -21,6 +21,7 @@
 #define BH_MAX_CHANNELS    128
 #define BH_MAX_DISKS       16    /* per blk server */
 #define BH_MAX_DEVICES     16    /* per partition */
+#define BH_MAX_SERVER_CONNS 64   /* devices one I/O server serves (its --conn limit) */
 #define BH_MAX_SLOTS       256
 #define BH_MAX_PEERS       BH_MAX_PARTITIONS
 #define BH_MIN_SLOT_NS     100000ULL          /* 100us: shorter slots cannot be honoured */

@@ -21,9 +21,12 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "config/system.h"
 #include "ioserver/ioserver.h"
 #include "ioserver/net.h"
 #include "ioserver/spec.h"
+
+_Static_assert(IOS_MAX_CONNS == BH_MAX_SERVER_CONNS, "what check allows, a server takes");
 
 /* The device classes: one line each. */
 static const struct ios_backend *const ios_backends[] = {
