@@ -327,9 +327,6 @@ static void input_command(struct sup *s, struct ctl_client *cl, json_t *req)
 	rc = sup_console_input(s, p, json_string_value(data), json_string_length(data));
 	if (rc == -ESRCH)
 		reply_error(s, cl, "partition '%s' is not running", name);
-	else if (rc == -EOPNOTSUPP)
-		reply_error(s, cl, "partition '%s' runs in QEMU: console input reaches only "
-			    "bulkhead's own monitor", name);
 	else if (rc == -EAGAIN)
 		reply_error(s, cl, "partition '%s' is not taking input now (try again)", name);
 	else if (rc)

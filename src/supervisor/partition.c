@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -228,6 +229,18 @@ int sup_start_partition(struct sup *s, struct sup_partition *p)
 		p->ctl_fd = cv[0];
 		p->ctl_mon_fd = cv[1];
 	}
+	/* A QEMU partition's serial input is a pipe on QEMU's stdin, new for each QEMU. */
+	if (p->cfg->engine == BH_ENGINE_QEMU) {
+		int in[2];
+
+		if (pipe2(in, O_CLOEXEC))
+			return -errno;
+		if (p->qemu_in_w >= 0)
+			close(p->qemu_in_w);
+		fcntl(in[1], F_SETFL, O_NONBLOCK);
+		p->qemu_in_r = in[0];
+		p->qemu_in_w = in[1];
+	}
 	if (pipe2(console, O_CLOEXEC) || pipe2(events, O_CLOEXEC))
 		return -errno;
 	p->pid = fork();
@@ -242,6 +255,10 @@ int sup_start_partition(struct sup *s, struct sup_partition *p)
 		kill(p->pid, SIGSTOP);
 	close(console[1]);
 	close(events[1]);
+	if (p->qemu_in_r >= 0) {
+		close(p->qemu_in_r);
+		p->qemu_in_r = -1;
+	}
 	/* The monitor holds its device connections now; ours would hide its death from the
 	 * servers. */
 	for (unsigned d = 0; d < p->cfg->ndevices; d++) {
@@ -406,15 +423,39 @@ int sup_operator_stop(struct sup *s, struct sup_partition *p, bool restart_after
 	return 0;
 }
 
+/* A QEMU partition's serial input: its stdin pipe. All or nothing, as for a monitor. */
+static int qemu_console_input(struct sup_partition *p, const char *data, size_t n)
+{
+	int room = 0;
+
+	if (p->qemu_in_w < 0)
+		return -ESRCH;
+	if (!ioctl(p->qemu_in_w, FIONREAD, &room) &&
+	    (size_t)room + n > (size_t)fcntl(p->qemu_in_w, F_GETPIPE_SZ))
+		return -EAGAIN;         /* QEMU has not read what came before */
+	while (n) {
+		ssize_t w = write(p->qemu_in_w, data, n);
+
+		if (w < 0)
+			return errno == EAGAIN ? -EAGAIN : -errno;
+		data += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
 /* `bulkhead ctl console --send` and ctl's stdin: bytes for the partition's UART
- * receiver, as CONSOLE_INPUT messages on its monitor's control socket. Never waits:
- * a monitor that does not keep up (held by the cyclic plan, say) makes it -EAGAIN. */
+ * receiver, as CONSOLE_INPUT messages on its monitor's control socket (QEMU: on its
+ * stdin, which its serial port reads). Never waits: a partition that does not keep up
+ * (held by the cyclic plan, say) makes it -EAGAIN. */
 int sup_console_input(struct sup *s, struct sup_partition *p, const char *data, size_t n)
 {
 	(void)s;
+	if (p->state != SUP_RUNNING || p->pid <= 0)
+		return -ESRCH;
 	if (p->cfg->engine == BH_ENGINE_QEMU)
-		return -EOPNOTSUPP;
-	if (p->state != SUP_RUNNING || p->pid <= 0 || p->ctl_fd < 0)
+		return qemu_console_input(p, data, n);
+	if (p->ctl_fd < 0)
 		return -ESRCH;
 	while (n) {
 		struct {

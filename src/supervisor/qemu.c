@@ -153,7 +153,8 @@ static void build_args(struct qemu_args *a, const struct sup_partition *p, const
 	add(a, "-no-reboot");
 	add2(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,"
 	     "resourcecontrol=deny");
-	/* The serial port on stdout, which is the console pipe; stdin is /dev/null. */
+	/* The serial port: its output on stdout (the console pipe), its input from stdin (the
+	 * pipe `ctl console` writes to). */
 	add2(a, "-chardev", "stdio,id=ser0,signal=off");
 	add2(a, "-serial", "chardev:ser0");
 	add_devices(a, p, !strcmp(accel, "tcg"));
@@ -200,18 +201,18 @@ void sup_exec_qemu(struct sup *s, struct sup_partition *p, int console_w, int ev
 	struct sup_accel_host host;
 	struct sup_accel acc;
 	const char *want = getenv(SUP_ACCEL_ENV);
-	int devnull, mem, rc;
+	int in, mem, rc;
 
 	(void)s;
 	sup_child_init();
-	devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	in = p->qemu_in_r >= 0 ? sup_child_lift(p->qemu_in_r, QEMU_HIGH_FD) : -1;
 	console_w = sup_child_lift(console_w, QEMU_HIGH_FD);
 	event_w = sup_child_lift(event_w, QEMU_HIGH_FD);
 	mem = sup_child_lift(p->mem_fd, QEMU_HIGH_FD);
-	if (devnull < 0 || console_w < 0 || event_w < 0 || mem < 0)
+	if (in < 0 || console_w < 0 || event_w < 0 || mem < 0)
 		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
 	/* dup2 clears FD_CLOEXEC: these are the descriptors QEMU inherits. */
-	if (dup2(devnull, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
+	if (dup2(in, STDIN_FILENO) < 0 || dup2(console_w, STDOUT_FILENO) < 0 ||
 	    dup2(mem, QEMU_MEM_FD) < 0)
 		qemu_fail(event_w, p, "cannot pass descriptors to QEMU: %s", strerror(errno));
 

@@ -260,6 +260,8 @@ static void release(struct sup *s)
 			close(p->ctl_fd);
 		if (p->ctl_mon_fd >= 0)
 			close(p->ctl_mon_fd);
+		if (p->qemu_in_w >= 0)
+			close(p->qemu_in_w);
 		sup_stream_close(s, &p->vcon);
 		for (unsigned d = 0; d < BH_MAX_DEVICES; d++)
 			if (p->dev_fd[d] >= 0)
@@ -383,7 +385,8 @@ int sup_cmd_run(int argc, char **argv)
 		struct sup_partition *p = &s->parts[i];
 
 		*p = (struct sup_partition){ .sup = s, .cfg = &s->sys->partitions[i], .id = i,
-			.mem_fd = -1, .log_fd = -1, .vcon_w = -1, .ctl_fd = -1, .ctl_mon_fd = -1 };
+			.mem_fd = -1, .log_fd = -1, .vcon_w = -1, .ctl_fd = -1, .ctl_mon_fd = -1,
+			.qemu_in_r = -1, .qemu_in_w = -1 };
 		sup_stream_init(&p->uart, -1, -1, sup_console_line, p);
 		sup_stream_init(&p->events, -1, -1, sup_monitor_event_line, p);
 		sup_stream_init(&p->vcon, -1, -1, sup_console_line, p);

@@ -81,6 +81,8 @@ struct sup_partition {
 	char vu_path[BH_MAX_DEVICES][SUP_SUN_PATH_MAX];
 	int vu_fd[BH_MAX_DEVICES];
 	int ctl_fd, ctl_mon_fd;     /* control socket pair: ours, and the monitor's end */
+	int qemu_in_r, qemu_in_w;   /* engine: qemu: the serial port's input, QEMU's stdin
+				     * (read end, during start-up) and ours (write end) */
 	int log_fd;                 /* <log_dir>/<name>.console.log */
 	enum { SUP_OP_NONE, SUP_OP_STOP, SUP_OP_RESTART } op;   /* operator's wish, via ctl */
 	struct timespec started;    /* when the current monitor was started */

@@ -644,3 +644,32 @@ def test_restart_partition_with_devices(bulkhead, kernel, inmates, tmp_path):
     assert exits and exits[0].get("reason") == "partition_restart", exits
     assert [e["connections"] for e in ev if e["event"] == "server_start"] == [2, 2], ev
     assert not [e for e in ev if e.get("state") == "needs_reset"]
+
+
+def test_console_input_reaches_the_serial_port(bulkhead, kernel, tmp_path):
+    """`ctl console --send` writes to QEMU's stdin, which its serial port reads: the
+    guest's command reads the lines from its console. Lines sent before the guest reads
+    may be lost (a real UART's input before anyone listens), so the test repeats the
+    first until the guest answers."""
+    path = write_system(tmp_path, [linux(
+        "lx", kernel, "while read line; do echo \"got [$line]\"; "
+        "[ \"$line\" = stop ] && break; done")])
+    proc = subprocess.Popen([bulkhead, "run", "--quiet", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sock, log = tmp_path / "log" / "control.sock", tmp_path / "log" / "lx.console.log"
+
+    def send(text):
+        return subprocess.run([bulkhead, "ctl", "--socket", str(sock), "console", "lx",
+                               "--send", text], capture_output=True, text=True, timeout=30)
+    deadline = time.monotonic() + 90
+    while "got [hello qemu]" not in (log.read_text() if log.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        if sock.exists():
+            r = send("hello qemu")
+            assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+    assert send("stop").returncode == 0
+    out, err = proc.communicate(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 0, text + err
+    assert "got [stop]" in text and "bh: exit status 0" in text, text
