@@ -6,7 +6,9 @@ the rig's 'rig: exit status N' console line; 125 when the rig itself fails.
 
 The system file and every file it names (as 'bulkhead check --print' shows them) go into
 the rig at the same absolute paths, in a cpio appended to the rig's initramfs; the build
-tree's bulkhead, inmates and guest image are in the image already. See docs/rig.md.
+tree's bulkhead, inmates and guest image are in the image already. A helper script
+(--helper) can run inside the rig alongside 'bulkhead run' (to kill an I/O server, say).
+See docs/rig.md.
 
 Importable: host_kvm_boots_linux() and kvm_mode() tell tests whether this host's own
 /dev/kvm can boot Linux ("direct") or they need the rig; run_rig() runs a system."""
@@ -164,8 +166,10 @@ def overlay(system, paths, rig):
 # ---- running the rig --------------------------------------------------------------------
 
 def qemu_command(rig, initrd, system, mem, smp, cpu="max", append=(),
-                 qemu="qemu-system-x86_64"):
+                 qemu="qemu-system-x86_64", helper=None):
     cmdline = APPEND + [f"rig.system64={base64.b64encode(str(system).encode()).decode()}"]
+    if helper:
+        cmdline.append(f"rig.helper64={base64.b64encode(str(helper).encode()).decode()}")
     return [qemu, "-accel", "tcg,thread=multi", "-machine", "pc", "-cpu", cpu,
             "-smp", str(smp), "-m", f"{mem}M",
             "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio",
@@ -178,12 +182,17 @@ class RigError(Exception):
 
 
 def run_rig(system, timeout=300, mem=2048, smp=2, rig=RIG, bulkhead=BULKHEAD,
-            out="stdout", verbose=False, cpu="max", append=()):
+            out="stdout", verbose=False, cpu="max", append=(), helper=None):
     """Runs SYSTEM under 'bulkhead run' in the rig. Writes the console from the rig's
     'kvm ready' line on (all of it with verbose) to OUT, a binary stream ("stdout":
-    sys.stdout's, None: nowhere). Returns
+    sys.stdout's, None: nowhere). HELPER, a shell script, runs inside the rig alongside
+    'bulkhead run' (docs/rig.md). Returns
     (bulkhead's exit status, the whole console) or raises RigError(message, console)."""
     system = pathlib.Path(os.path.abspath(system))
+    if helper:
+        helper = pathlib.Path(os.path.abspath(helper))
+        if not helper.is_file():
+            raise RigError(f"{helper}: no such file", b"")
     if out == "stdout":
         out = sys.stdout.buffer
     for f in (rig / "vmlinuz", rig / "initramfs.cpio"):
@@ -201,6 +210,8 @@ def run_rig(system, timeout=300, mem=2048, smp=2, rig=RIG, bulkhead=BULKHEAD,
     if paths is None:
         note("the system file does not check on the host; the rig's bulkhead will say why")
         paths = []
+    if helper:
+        paths.append(str(helper))
     image, notes = overlay(system, paths, rig)
     for n in notes:
         note(n)
@@ -213,7 +224,7 @@ def run_rig(system, timeout=300, mem=2048, smp=2, rig=RIG, bulkhead=BULKHEAD,
                 initrd.write(chunk)
         initrd.write(image)
         initrd.flush()
-        cmd = qemu_command(rig, initrd.name, system, mem, smp, cpu, append)
+        cmd = qemu_command(rig, initrd.name, system, mem, smp, cpu, append, helper=helper)
         console, timed_out = _run_qemu(cmd, timeout, out, verbose)
     found = STATUS_RE.findall(console)
     if found:
@@ -293,6 +304,10 @@ def main():
                     help="QEMU CPU model (default max: the one with SVM)")
     ap.add_argument("--append", action="append", default=[],
                     help="more rig kernel command line")
+    ap.add_argument("--helper", type=pathlib.Path,
+                    help="a shell script to run inside the rig alongside 'bulkhead run' "
+                         "(in the system's directory, RIG_SYSTEM set; stopped when "
+                         "bulkhead ends)")
     ap.add_argument("--verbose", action="store_true",
                     help="the whole console, boot included")
     ap.add_argument("--print-cmd", action="store_true",
@@ -311,12 +326,14 @@ def main():
     if a.print_cmd:
         print(shlex.join(qemu_command(a.rig, a.rig / "initramfs.cpio",
                                       pathlib.Path(os.path.abspath(a.system)), a.mem,
-                                      a.smp, a.cpu, a.append)))
+                                      a.smp, a.cpu, a.append, helper=a.helper and
+                                      pathlib.Path(os.path.abspath(a.helper)))))
         return 0
     start = time.monotonic()
     try:
         status, _ = run_rig(a.system, a.timeout, a.mem, a.smp, a.rig, a.bulkhead,
-                            verbose=a.verbose, cpu=a.cpu, append=a.append)
+                            verbose=a.verbose, cpu=a.cpu, append=a.append,
+                            helper=a.helper)
     except RigError as e:
         msg, console = e.args
         if console and not a.verbose:

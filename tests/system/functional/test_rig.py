@@ -91,6 +91,32 @@ partitions:
     assert out.rstrip().endswith("rig: exit status 1"), out
 
 
+def test_helper_runs_alongside_bulkhead(rig, tmp_path):
+    """rig/run.py --helper: a script carried into the rig runs next to 'bulkhead run'
+    in the system's directory, with RIG_SYSTEM set; its status is reported before
+    bulkhead's. A helper still running when bulkhead ends is stopped, with a note."""
+    system = tmp_path / "failing.yaml"
+    system.write_text(f"""system:
+  name: helped
+  cpus: [0, 1]
+  log_dir: {tmp_path / 'log'}
+partitions:
+  - {{name: p, image: {INMATES / 'faults.elf'}, cpus: [0], memory: 16M, cmdline: "exit 0"}}
+""")
+    quick = tmp_path / "quick.sh"
+    quick.write_text('echo "helper: in $(pwd) for $RIG_SYSTEM"; exit 4\n')
+    status, out, err, _ = run_in_rig(system, "--helper", str(quick))
+    assert status == 0, out + err
+    assert f"helper: in {tmp_path} for {system}" in out, out
+    assert re.search(r"^rig: helper exit status 4\nrig: exit status 0$", out, re.M), out
+    slow = tmp_path / "slow.sh"
+    slow.write_text("sleep 600; echo never\n")
+    status, out, err, secs = run_in_rig(system, "--helper", str(slow))
+    assert status == 0, out + err
+    assert "rig: helper stopped: still running when bulkhead run ended" in out, out
+    assert "never" not in out and secs < TIMEOUT, out
+
+
 def test_rig_without_kvm_is_a_rig_failure(rig):
     """A rig CPU without SVM (an Intel model: TCG has no VMX) offers no /dev/kvm: that is
     the rig failing, status 125 with the reason, not a status of bulkhead's."""
