@@ -2,8 +2,9 @@
  * The I/O servers as the supervisor runs them: disk files opened (and created) up
  * front, one socket pair per device of a monitor (the monitor gets one end, the server
  * the other, so no socket path exists for anyone else to reach), for QEMU partitions a
- * connection to the socket QEMU listens on in a private directory, console pipes, and
- * one `bulkhead ioserver` process per server in the system file.
+ * connection to the socket QEMU listens on (qemu_sock.c), console pipes, and one
+ * `bulkhead ioserver` process per server in the system file (or its hot standby,
+ * standby.c); restarts, and replacements when a partition with devices starts again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,13 +15,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bulkhead/control.h"
 #include "supervisor/sup.h"
-
 
 /* Restart backoff: a server that lived at least SRV_STABLE_MS is restarted at once;
  * one that keeps dying young waits twice as long each time, up to SRV_BACKOFF_MAX_MS. */
@@ -49,93 +48,6 @@ static int open_disk(const struct bh_disk *disk)
 	return fd;
 }
 
-/* The private directory of QEMU's vhost-user sockets: $XDG_RUNTIME_DIR, $TMPDIR or
- * /tmp, then bulkhead.XXXXXX made with mode 0700 (mkdtemp). */
-static int make_vu_dir(struct sup *s)
-{
-	const char *base = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (s->vu_dir[0])
-		return 0;
-	if (!base || base[0] != '/')
-		base = getenv("TMPDIR");
-	if (!base || base[0] != '/')
-		base = "/tmp";
-	n = snprintf(s->vu_dir, sizeof(s->vu_dir), "%s/bulkhead.XXXXXX", base);
-	if (n < 0 || (size_t)n >= sizeof(s->vu_dir) || !mkdtemp(s->vu_dir)) {
-		int err = n >= 0 && (size_t)n >= sizeof(s->vu_dir) ? -ENAMETOOLONG : -errno;
-
-		fprintf(stderr, "bulkhead run: cannot make a directory for QEMU's vhost-user "
-			"sockets under '%s': %s\n", base, strerror(-err));
-		s->vu_dir[0] = '\0';
-		return err;
-	}
-	return 0;
-}
-
-/* Where QEMU will listen for device d of partition p: <vu_dir>/<partition>.<d>.sock,
- * which must fit sun_path. */
-static int qemu_sock_path(struct sup *s, struct sup_partition *p, unsigned d)
-{
-	int rc = make_vu_dir(s), n;
-
-	if (rc)
-		return rc;
-	n = snprintf(p->vu_path[d], sizeof(p->vu_path[d]), "%s/%s.%u.sock", s->vu_dir,
-		     p->cfg->name, d);
-	if (n < 0 || (size_t)n >= sizeof(p->vu_path[d])) {
-		fprintf(stderr, "bulkhead run: partition '%s': device %u: the socket path "
-			"'%s/%s.%u.sock' is longer than %d bytes; set XDG_RUNTIME_DIR or TMPDIR to "
-			"a shorter directory\n", p->cfg->name, d, s->vu_dir, p->cfg->name, d,
-			SUP_SUN_PATH_MAX - 1);
-		p->vu_path[d][0] = '\0';
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
-/* A new connection to the socket QEMU listens on for device d of partition p: the fd,
- * -EAGAIN while QEMU has not got that far, or another -errno. The socket is opened
- * without following symbolic links and must be a socket (QEMU, which can write in the
- * directory, cannot send the supervisor elsewhere); later connections go through that
- * O_PATH descriptor, so the name is removed after the first one. Never waits. */
-static int qemu_connect(struct sup_partition *p, unsigned d)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, err;
-
-	if (p->vu_fd[d] < 0) {
-		p->vu_fd[d] = open(p->vu_path[d], O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (p->vu_fd[d] < 0)
-			return errno == ENOENT ? -EAGAIN : -errno;
-		if (fstat(p->vu_fd[d], &st) || !S_ISSOCK(st.st_mode)) {
-			close(p->vu_fd[d]);
-			p->vu_fd[d] = -1;
-			return -ENOTSOCK;
-		}
-	}
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d", p->vu_fd[d]);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		/* ECONNREFUSED: bound, not listening yet (or QEMU is gone); EAGAIN: its
-		 * backlog is full */
-		err = errno == ECONNREFUSED || errno == EAGAIN ? -EAGAIN : -errno;
-		close(fd);
-		return err;
-	}
-	/* the server gets a blocking socket, as a socket pair end is */
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	if (p->vu_path[d][0]) {
-		unlink(p->vu_path[d]);
-		p->vu_path[d][0] = '\0';
-	}
-	return fd;
-}
-
 static int add_conn(struct sup *s, struct sup_partition *p, unsigned d)
 {
 	const struct bh_device *dev = &p->cfg->devices[d];
@@ -146,7 +58,7 @@ static int add_conn(struct sup *s, struct sup_partition *p, unsigned d)
 		return -ENOSPC;
 	/* QEMU partitions: the server starts once QEMU listens (sup_servers_tick). */
 	if (p->cfg->engine == BH_ENGINE_QEMU) {
-		rc = qemu_sock_path(s, p, d);
+		rc = sup_qemu_sock_path(s, p, d);
 		if (rc)
 			return rc;
 		v->conns[v->nconns++] = (struct sup_conn){ .fd = -1, .part = p->id, .dev = d,
@@ -391,25 +303,6 @@ static void tell_monitor(struct sup_partition *p, unsigned dev, int fd)
 	sendmsg(p->ctl_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* A restarted server's connection to a QEMU partition: QEMU listens again on the same
- * socket once it has seen the old connection close (and takes this one from its backlog
- * if it has not yet); its devices then redo the vhost-user handshake, vhost-user-blk
- * handing the new server the same inflight region. -1 when QEMU is gone. */
-static int qemu_reconnect(struct sup *s, struct sup_server *v, const struct sup_conn *cn)
-{
-	struct sup_partition *p = &s->parts[cn->part];
-	int fd;
-
-	if (p->state != SUP_RUNNING || p->vu_fd[cn->dev] < 0)
-		return -1;
-	fd = qemu_connect(p, cn->dev);
-	if (fd < 0)
-		fprintf(stderr, "bulkhead run: I/O server '%s': cannot reconnect partition "
-			"'%s' device %u: %s\n", v->cfg->name, p->cfg->name, cn->dev,
-			strerror(-fd));
-	return fd < 0 ? -1 : fd;
-}
-
 /* New socket pairs for every connection of the server: its ends go to the new process,
  * the other ends to the monitors, which resubmit what the dead server had in flight.
  * QEMU partitions get new connections to their sockets instead. */
@@ -424,7 +317,7 @@ static int restart_server(struct sup *s, struct sup_server *v)
 		if (cn->qemu) {
 			/* connected already when its QEMU has just started again */
 			if (cn->fd < 0)
-				cn->fd = qemu_reconnect(s, v, cn);
+				cn->fd = sup_qemu_reconnect(s, v, cn);
 			continue;
 		}
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
@@ -460,57 +353,6 @@ static void fail_server(struct sup *s, struct sup_server *v, const char *why)
 		v->cfg->name, why);
 }
 
-/* Removes the directory of QEMU's sockets once no name is left in it (each is removed
- * when first connected), or at the end whatever is left. */
-static void remove_vu_dir(struct sup *s, bool at_end)
-{
-	if (!s->vu_dir[0])
-		return;
-	for (unsigned i = 0; i < s->nparts; i++)
-		for (unsigned d = 0; d < BH_MAX_DEVICES; d++) {
-			if (!s->parts[i].vu_path[d][0])
-				continue;
-			if (!at_end)
-				return;
-			unlink(s->parts[i].vu_path[d]);
-			s->parts[i].vu_path[d][0] = '\0';
-		}
-	if (rmdir(s->vu_dir) && at_end)
-		fprintf(stderr, "bulkhead run: cannot remove %s: %s\n", s->vu_dir,
-			strerror(errno));
-	s->vu_dir[0] = '\0';
-}
-
-/* A server with QEMU partitions among its frontends starts once each of them listens
- * (QEMU makes its sockets early, before it realizes any device, and then waits for the
- * server's answers), or has ended. True when it may start. */
-static bool connect_waiting(struct sup *s, struct sup_server *v)
-{
-	bool ready = true;
-
-	for (unsigned c = 0; c < v->nconns; c++) {
-		struct sup_conn *cn = &v->conns[c];
-		struct sup_partition *p = &s->parts[cn->part];
-		int fd;
-
-		if (!cn->qemu || cn->fd >= 0 || p->state == SUP_STOPPED)
-			continue;
-		fd = p->state == SUP_RUNNING ? qemu_connect(p, cn->dev) : -EAGAIN;
-		if (fd >= 0) {
-			cn->fd = fd;
-		} else if (fd != -EAGAIN) {
-			/* not a socket, or out of descriptors: this device cannot be served */
-			fprintf(stderr, "bulkhead run: partition '%s': device %u: cannot connect to "
-				"QEMU's socket: %s\n", p->cfg->name, cn->dev, strerror(-fd));
-			if (p->pid > 0)
-				kill(p->pid, SIGTERM);
-		} else {
-			ready = false;
-		}
-	}
-	return ready;
-}
-
 int sup_servers_tick(struct sup *s)
 {
 	struct timespec now;
@@ -521,7 +363,7 @@ int sup_servers_tick(struct sup *s)
 
 		if (!v->waiting || s->stop_signal)
 			continue;
-		if (!connect_waiting(s, v)) {
+		if (!sup_qemu_connect_waiting(s, v)) {
 			next = SRV_QEMU_POLL_MS;
 			continue;
 		}
@@ -529,7 +371,7 @@ int sup_servers_tick(struct sup *s)
 		/* a running server: a QEMU partition started again, so replace it */
 		if (v->pid > 0 ? replace_server(s, v, "partition_restart") : start_server(s, v))
 			fail_server(s, v, "could not be started");
-		remove_vu_dir(s, false);
+		sup_qemu_sock_dir_remove(s, false);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	for (unsigned i = 0; i < s->nservers; i++) {
@@ -625,7 +467,7 @@ void sup_stop_servers(struct sup *s)
 				close(s->parts[i].vu_fd[d]);
 				s->parts[i].vu_fd[d] = -1;
 			}
-	remove_vu_dir(s, true);
+	sup_qemu_sock_dir_remove(s, true);
 }
 
 bool sup_servers_stopped(const struct sup *s)
@@ -700,33 +542,6 @@ int sup_operator_restart_server(struct sup *s, struct sup_server *v)
 	return replace_server(s, v, "operator");
 }
 
-/* A QEMU partition starting again: new sockets for the new QEMU to listen on (the old
- * names are gone), and its servers wait for it as at the first start; they are replaced
- * once connected (sup_servers_tick). */
-static int qemu_reconnect_later(struct sup *s, struct sup_partition *p)
-{
-	for (unsigned d = 0; d < p->cfg->ndevices; d++) {
-		struct sup_server *v = &s->servers[p->cfg->devices[d].server.idx];
-		int rc;
-
-		if (p->vu_fd[d] >= 0) {
-			close(p->vu_fd[d]);
-			p->vu_fd[d] = -1;
-		}
-		rc = qemu_sock_path(s, p, d);
-		if (rc)
-			return rc;
-		for (unsigned c = 0; c < v->nconns; c++)
-			if (v->conns[c].part == p->id && v->conns[c].dev == d &&
-			    v->conns[c].fd >= 0) {
-				close(v->conns[c].fd);
-				v->conns[c].fd = -1;
-			}
-		v->waiting = true;
-	}
-	return 0;
-}
-
 int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
 {
 	bool done[BH_MAX_SERVERS] = { false };
@@ -736,7 +551,7 @@ int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
 		if (s->servers[p->cfg->devices[d].server.idx].failed)
 			return -ENOTCONN;
 	if (p->cfg->engine == BH_ENGINE_QEMU)
-		return qemu_reconnect_later(s, p);
+		return sup_qemu_reconnect_later(s, p);
 	p->want_conns = true;
 	for (unsigned d = 0; d < p->cfg->ndevices && !rc; d++) {
 		unsigned idx = (unsigned)p->cfg->devices[d].server.idx;

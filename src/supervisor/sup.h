@@ -232,6 +232,19 @@ bool sup_servers_stopped(const struct sup *s);
  * pending (an epoll timeout). */
 int sup_servers_tick(struct sup *s);
 
+/* qemu_sock.c: the vhost-user sockets QEMU partitions listen on */
+int sup_qemu_sock_path(struct sup *s, struct sup_partition *p, unsigned d);
+/* A new connection to device d's socket: the fd, -EAGAIN while QEMU does not listen. */
+int sup_qemu_connect(struct sup_partition *p, unsigned d);
+/* After a server restart: a new connection for cn, or -1 when its QEMU is gone. */
+int sup_qemu_reconnect(struct sup *s, struct sup_server *v, const struct sup_conn *cn);
+/* The directory, once empty (or at the end whatever it holds). */
+void sup_qemu_sock_dir_remove(struct sup *s, bool at_end);
+/* Connects what it can of a waiting server's QEMU connections; true when none is left. */
+bool sup_qemu_connect_waiting(struct sup *s, struct sup_server *v);
+/* A QEMU partition starting again: new sockets, its servers waiting for it. */
+int sup_qemu_reconnect_later(struct sup *s, struct sup_partition *p);
+
 /* standby.c: hot standby servers */
 void sup_standby_init(struct sup_server *v);
 /* Plans the server's next standby (if it has `standby: true` and none): at once, or a
