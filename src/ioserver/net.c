@@ -18,12 +18,14 @@
 #include "common/json_quote.h"
 #include "ioserver/ioserver.h"
 #include "ioserver/net.h"
+#include "ioserver/net_offload.h"
 #include "ioserver/net_switch.h"
 
 #define NET_RXQ            0
 #define NET_TXQ            1
 #define NET_QUEUE_MAX      1024
-#define NET_RX_MAX_CHAINS  8         /* receive chains one frame may span (MRG_RXBUF) */
+#define NET_RX_MAX_CHAINS  256       /* receive chains one delivery may take (a 64 KiB
+					 * GSO frame over MRG_RXBUF, or its segments) */
 #define NET_TAP_BUF        65536     /* a frame read from a TAP */
 #define NET_REPORT_NS      SW_NS_PER_S
 #define NET_MAX_NETWORKS   IOS_MAX_CONNS
@@ -31,13 +33,16 @@
 /* The configuration space offered: up to max_virtqueue_pairs (no MTU, no RSS). */
 #define NET_CONFIG_LEN     offsetof(struct virtio_net_config, mtu)
 
-/* A frame on its way: its Ethernet header copied out of the sender's memory once (what
- * was checked is what goes out: iov[0] points at eth), the rest where the sender has it. */
+/* A frame on its way: its first bytes (Ethernet, IP and TCP headers) copied out of the
+ * sender's memory once (what was checked is what goes out: iov[0] points at head), the
+ * rest where the sender has it; its offload metadata checked against that copy. */
 struct net_frame {
-	uint8_t eth[SW_ETH_HLEN];
+	uint8_t head[OFF_HEAD_MAX];
+	size_t headlen;
 	struct iovec iov[VRING_MAX_IOV + 1];
 	unsigned niov;
 	size_t len;                       /* Ethernet bytes, header included */
+	struct off_meta m;
 };
 
 struct net_server;
@@ -69,8 +74,11 @@ struct net_port {
 	bool readable;                    /* the TAP said so; reads until EAGAIN */
 	struct ios_watch tap_watch;
 	uint8_t *in_buf;                  /* the frame read (and held) */
-	uint8_t *out_buf;                 /* a frame to write, prepared */
-	size_t out_len;
+	uint8_t *out_buf;                 /* a plain frame to write, prepared */
+	const uint8_t *out_data;          /* what to write: out_buf, or the server's soft */
+	const uint32_t *out_lens;         /* the frames in it */
+	uint32_t out_len;
+	unsigned out_n;
 	bool out_ready;
 };
 
@@ -85,6 +93,13 @@ struct net_server {
 	uint64_t hold_ns;
 	uint64_t next_report_ns;
 	struct net_port *dst[SW_MAX_PORTS];   /* one frame's receivers, prepared */
+	/* The software work on the frame being routed, done once for every receiver
+	 * without the offload it asks (soft_for: that frame; NULL: not done yet). */
+	const struct net_frame *soft_for;
+	uint8_t *lin;                     /* the frame, linear (OFF_GSO_MAX) */
+	uint8_t *soft;                    /* the finished frames, one after the other */
+	uint32_t soft_len[OFF_SEG_MAX];
+	unsigned soft_n;
 };
 
 static uint64_t net_now_ns(void)
@@ -139,11 +154,11 @@ static void net_report_all(struct ios *s)
 
 /* ------------------------------------------------------------------ receive side */
 
-/* Copies len bytes from the frame, from where *pos says, to dst. */
-static void net_frame_copy(const struct net_frame *f, size_t pos[2], uint8_t *dst, size_t len)
+/* Copies len bytes of a frame (iov), from where *pos says, to dst. */
+static void net_frame_copy(const struct iovec *iov, size_t pos[2], uint8_t *dst, size_t len)
 {
 	while (len) {
-		const struct iovec *v = &f->iov[pos[0]];
+		const struct iovec *v = &iov[pos[0]];
 		size_t n = v->iov_len - pos[1];
 
 		if (n > len)
@@ -161,7 +176,7 @@ static void net_frame_copy(const struct net_frame *f, size_t pos[2], uint8_t *ds
 
 /* Fills the writable buffers of chain c, from skip on, with up to *left frame bytes;
  * returns the bytes written. */
-static uint32_t net_fill_chain(const struct vring_chain *c, size_t skip, const struct net_frame *f,
+static uint32_t net_fill_chain(const struct vring_chain *c, size_t skip, const struct iovec *iov,
 			       size_t pos[2], size_t *left)
 {
 	uint32_t done = 0;
@@ -177,7 +192,7 @@ static uint32_t net_fill_chain(const struct vring_chain *c, size_t skip, const s
 			continue;
 		}
 		n = v->len - skip < *left ? v->len - skip : *left;
-		net_frame_copy(f, pos, (uint8_t *)v->base + skip, n);
+		net_frame_copy(iov, pos, (uint8_t *)v->base + skip, n);
 		*left -= n;
 		done += (uint32_t)n;
 		skip = 0;
@@ -223,73 +238,143 @@ static void net_stash_shift(struct net_port *p, unsigned k, bool give_back)
 	memmove(p->stash, p->stash + k, p->nstash * sizeof(p->stash[0]));
 }
 
-/* Copies the frame into p's receive chains without publishing them. -ENOBUFS: the ring
- * runs but has no (or not enough) buffers; -ENODEV: it does not run; -EMSGSIZE: no
- * buffer can take the frame. */
-static int net_prepare_guest(struct net_port *p, const struct net_frame *f)
+/* Copies one frame (h, then len bytes of iov) into p's receive chains from the stash's
+ * fill_n on, without publishing them. -ENOBUFS: the ring runs but has no (or not enough)
+ * buffers; -ENODEV: it does not run; -EMSGSIZE: the buffers cannot take the frame (the
+ * chains taken for this delivery go back, empty). */
+static int net_fill_frame(struct net_port *p, struct virtio_net_hdr *h, const struct iovec *iov,
+			  size_t len)
 {
 	struct vu_queue *vq = &p->d->q[NET_RXQ];
 	bool mrg = p->d->features & (1ull << VIRTIO_NET_F_MRG_RXBUF);
-	unsigned max = mrg ? NET_RX_MAX_CHAINS : 1, k;
-	size_t need = sizeof(struct virtio_net_hdr) + f->len, room = 0, left = f->len;
+	unsigned base = p->fill_n, k;
+	size_t need = sizeof(*h) + len, room = 0, left = len;
 	size_t pos[2] = { 0, 0 };
-	struct virtio_net_hdr h = { .gso_type = VIRTIO_NET_HDR_GSO_NONE };
 
-	if (!vu_queue_ready(vq))
-		return -ENODEV;
 	for (k = 0; room < need; k++) {
-		if (k == max) {           /* too small for this frame: back, empty */
-			net_stash_shift(p, k, true);
+		if ((!mrg && k == 1) || base + k == NET_RX_MAX_CHAINS) {
+			net_stash_shift(p, base + k, true);
+			p->fill_n = 0;
 			return -EMSGSIZE;
 		}
-		if (k == p->nstash && !net_rx_take(p, vq))
+		if (base + k == p->nstash && !net_rx_take(p, vq))
 			return vu_queue_ready(vq) ? -ENOBUFS : -ENODEV;
-		room += p->stash[k].writable;
+		room += p->stash[base + k].writable;
 	}
-	h.num_buffers = (uint16_t)k;
-	vring_copy_to(&p->stash[0], 0, &h, sizeof(h));
+	h->num_buffers = (uint16_t)k;
+	vring_copy_to(&p->stash[base], 0, h, sizeof(*h));
 	for (unsigned i = 0; i < k; i++) {
-		p->fill_len[i] = net_fill_chain(&p->stash[i], i ? 0 : sizeof(h), f, pos, &left);
+		p->fill_len[base + i] = net_fill_chain(&p->stash[base + i], i ? 0 : sizeof(*h), iov,
+						       pos, &left);
 		if (!i)
-			p->fill_len[0] += sizeof(h);
+			p->fill_len[base] += sizeof(*h);
 	}
-	p->fill_n = k;
+	p->fill_n = base + k;
 	return 0;
 }
 
+/* The software work for receivers without the offload the frame asks, once per frame:
+ * its checksum completed, or its segments made, into ns->soft. */
+static void net_soft(struct net_server *ns, const struct net_frame *f)
+{
+	size_t pos[2] = { 0, 0 };
+
+	if (ns->soft_for == f)
+		return;
+	ns->soft_for = f;
+	if (f->m.gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+		net_frame_copy(f->iov, pos, ns->soft, f->len);
+		off_csum_fill(ns->soft, f->len, &f->m);
+		ns->soft_len[0] = (uint32_t)f->len;
+		ns->soft_n = 1;
+		return;
+	}
+	net_frame_copy(f->iov, pos, ns->lin, f->len);
+	ns->soft_n = off_segment(ns->lin, f->len, &f->m, ns->soft, OFF_OUT_MAX, ns->soft_len);
+}
+
+/* Copies the frame into p's receive chains without publishing them: as it is, with its
+ * offload header, when p negotiated what it asks; else the frames net_soft made, each
+ * with a header of its own (DATA_VALID for a receiver that negotiated GUEST_CSUM: the
+ * server computed those checksums), all of them published together. -ENOBUFS, -ENODEV,
+ * -EMSGSIZE: as net_fill_frame. */
+static int net_prepare_guest(struct net_port *p, const struct net_frame *f)
+{
+	struct net_server *ns = p->ns;
+	struct virtio_net_hdr h;
+	size_t off = 0;
+	int rc = 0;
+
+	if (!vu_queue_ready(&p->d->q[NET_RXQ]))
+		return -ENODEV;
+	p->fill_n = 0;
+	if (off_passes(&f->m, p->d->features)) {
+		off_rx_hdr(&f->m, &h);
+		rc = net_fill_frame(p, &h, f->iov, f->len);
+	} else {
+		net_soft(ns, f);
+		if (!ns->soft_n)
+			return -EMSGSIZE;
+		for (unsigned j = 0; j < ns->soft_n && !rc; j++) {
+			struct iovec v = { ns->soft + off, ns->soft_len[j] };
+			bool valid = p->d->features & (1ull << VIRTIO_NET_F_GUEST_CSUM);
+
+			h = (struct virtio_net_hdr){ .flags = valid ? VIRTIO_NET_HDR_F_DATA_VALID : 0 };
+			rc = net_fill_frame(p, &h, &v, v.iov_len);
+			off += ns->soft_len[j];
+		}
+	}
+	if (rc)
+		p->fill_n = 0;
+	return rc;
+}
+
+/* An uplink: the frame copied into the server (a plain one into out_buf, a finished
+ * one is net_soft's), written at commit. */
 static int net_prepare(struct net_port *p, const struct net_frame *f)
 {
 	size_t pos[2] = { 0, 0 };
 
 	if (p->d)
 		return net_prepare_guest(p, f);
-	net_frame_copy(f, pos, p->out_buf, f->len);
-	p->out_len = f->len;
+	if (off_needs_work(&f->m)) {
+		net_soft(p->ns, f);
+		p->out_data = p->ns->soft;
+		p->out_lens = p->ns->soft_len;
+		p->out_n = p->ns->soft_n;
+	} else {
+		net_frame_copy(f->iov, pos, p->out_buf, f->len);
+		p->out_len = (uint32_t)f->len;
+		p->out_data = p->out_buf;
+		p->out_lens = &p->out_len;
+		p->out_n = 1;
+	}
 	p->out_ready = true;
 	return 0;
 }
 
-/* Publishes what net_prepare made: the receive chains, or the write to the TAP. */
-static void net_commit(struct net_port **dst, unsigned n)
+/* Publishes what net_prepare made for frame f: the receive chains, or the writes to the
+ * TAP. Counted as frames and bytes on a wire (a GSO frame as its segments). */
+static void net_commit(struct net_port **dst, unsigned n, const struct net_frame *f)
 {
 	for (unsigned i = 0; i < n; i++) {
 		struct net_port *p = dst[i];
-		uint64_t bytes = 0;
+		const uint8_t *data = p->out_data;
 
 		if (p->d) {
-			for (unsigned k = 0; k < p->fill_n; k++)
-				bytes += p->fill_len[k];
 			net_rx_publish(p, p->fill_n, p->fill_len);
 			net_stash_shift(p, p->fill_n, false);
 			p->fill_n = 0;
-			sw_count_rx(&p->sw, bytes - sizeof(struct virtio_net_hdr));
+			sw_count_rx(&p->sw, f->m.nseg, f->m.wire_bytes);
 			continue;
 		}
 		p->out_ready = false;
-		if (net_tap_write(p->tap_fd, p->out_buf, p->out_len))
-			sw_count_drop(&p->sw, SW_DROP_NO_BUFFER);
-		else
-			sw_count_rx(&p->sw, p->out_len);
+		for (unsigned j = 0; j < p->out_n; data += p->out_lens[j++]) {
+			if (net_tap_write(p->tap_fd, data, p->out_lens[j]))
+				sw_count_drop(&p->sw, SW_DROP_NO_BUFFER);
+			else
+				sw_count_rx(&p->sw, 1, p->out_lens[j]);
+		}
 	}
 }
 
@@ -302,9 +387,10 @@ static int net_route(struct net_port *src, struct net_frame *f, uint64_t now, bo
 	struct net_server *ns = src->ns;
 	struct sw_port *to[SW_MAX_PORTS];
 	bool flood;
-	unsigned k = sw_destinations(src->sw.sw, &src->sw, f->eth, now, to, &flood);
+	unsigned k = sw_destinations(src->sw.sw, &src->sw, f->head, now, to, &flood);
 
 	*n = 0;
+	ns->soft_for = NULL;
 	for (unsigned i = 0; i < k; i++) {
 		struct net_port *p = to[i]->owner;
 		int rc = net_prepare(p, f);
@@ -321,39 +407,48 @@ static int net_route(struct net_port *src, struct net_frame *f, uint64_t now, bo
 
 /* ------------------------------------------------------------------ transmit side */
 
-/* The chain just taken as a frame: the header read once and checked (no offloads
- * asked), the length checked, the Ethernet header copied out. False: dropped. */
+/* The chain just taken as a frame: the header read once, the frame's first bytes copied
+ * out once, the header's offload request checked against them and against what the
+ * port negotiated, the lengths checked. False: dropped. */
 static bool net_tx_parse(struct net_port *p)
 {
 	const struct vring_chain *c = p->tx;
 	struct net_frame *f = &p->frame;
-	size_t skip = sizeof(struct virtio_net_hdr) + SW_ETH_HLEN;
+	size_t skip;
 	struct virtio_net_hdr h;
+	enum off_verdict v;
 
 	if (c->readable < sizeof(h)) {
 		sw_count_drop(&p->sw, SW_DROP_MALFORMED);
 		return false;
 	}
 	vring_copy_from(c, 0, &h, sizeof(h));
-	if (h.flags || h.gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-		sw_count_drop(&p->sw, SW_DROP_MALFORMED);
+	f->len = c->readable - sizeof(h);
+	f->headlen = f->len < OFF_HEAD_MAX ? f->len : OFF_HEAD_MAX;
+	memset(f->head, 0, SW_ETH_HLEN);
+	vring_copy_from(c, sizeof(h), f->head, f->headlen);
+	if (f->len < SW_ETH_HLEN) {
+		sw_check_length(&p->sw, f->head, f->len);     /* drop_malformed */
 		return false;
 	}
-	f->len = c->readable - sizeof(h);
-	memset(f->eth, 0, sizeof(f->eth));
-	vring_copy_from(c, sizeof(h), f->eth, f->len < SW_ETH_HLEN ? f->len : SW_ETH_HLEN);
-	if (sw_check_length(&p->sw, f->eth, f->len) != SW_PASS)
+	v = off_parse(&h, p->d->features, f->head, f->len, &f->m);
+	if (v != OFF_OK) {
+		sw_count_drop(&p->sw, v == OFF_OVERSIZE ? SW_DROP_OVERSIZE : SW_DROP_MALFORMED);
 		return false;
-	f->iov[0] = (struct iovec){ f->eth, SW_ETH_HLEN };
+	}
+	if (sw_check_length(&p->sw, f->head, f->m.seg_max) != SW_PASS)
+		return false;
+	f->iov[0] = (struct iovec){ f->head, f->headlen };
 	f->niov = 1;
+	skip = sizeof(h) + f->headlen;
 	for (unsigned i = 0; i < c->niov && !c->iov[i].write; i++) {
-		const struct vring_iov *v = &c->iov[i];
+		const struct vring_iov *vi = &c->iov[i];
 
-		if (skip >= v->len) {
-			skip -= v->len;
+		if (skip >= vi->len) {
+			skip -= vi->len;
 			continue;
 		}
-		f->iov[f->niov++] = (struct iovec){ (uint8_t *)v->base + skip, v->len - skip };
+		f->iov[f->niov++] = (struct iovec){ (uint8_t *)vi->base + skip, vi->len - skip };
 		skip = 0;
 	}
 	return true;
@@ -374,14 +469,15 @@ static int net_tx_frame(struct net_port *p, uint64_t now, bool may_hold)
 	unsigned n = 0;
 
 	if (!p->admitted) {
-		uint64_t wait = sw_rate_admit(&p->sw, p->frame.len, now);
+		uint64_t wait = sw_rate_admit(&p->sw, p->frame.m.wire_bytes, now);
 
 		if (wait) {
 			p->wait_until = now + wait;
 			return -EAGAIN;
 		}
 		p->admitted = true;
-		if (sw_ingress(&p->sw, p->frame.eth, p->frame.len, now) != SW_PASS) {
+		if (sw_ingress(&p->sw, p->frame.head, p->frame.m.nseg, p->frame.m.wire_bytes,
+			       now) != SW_PASS) {
 			net_tx_done(p);
 			return 0;
 		}
@@ -393,7 +489,7 @@ static int net_tx_frame(struct net_port *p, uint64_t now, bool may_hold)
 		return -EAGAIN;
 	}
 	net_tx_done(p);
-	net_commit(ns->dst, n);
+	net_commit(ns->dst, n, &p->frame);
 	return 0;
 }
 
@@ -455,13 +551,15 @@ static unsigned net_tap_poll(struct net_port *p, uint64_t now)
 			}
 			done++;
 			f->len = (size_t)len;
-			memset(f->eth, 0, sizeof(f->eth));
-			memcpy(f->eth, p->in_buf, f->len < SW_ETH_HLEN ? f->len : SW_ETH_HLEN);
-			if (sw_check_length(&p->sw, f->eth, f->len) != SW_PASS)
+			f->headlen = f->len < OFF_HEAD_MAX ? f->len : OFF_HEAD_MAX;
+			memset(f->head, 0, SW_ETH_HLEN);
+			memcpy(f->head, p->in_buf, f->headlen);
+			if (sw_check_length(&p->sw, f->head, f->len) != SW_PASS)
 				continue;
-			sw_ingress(&p->sw, f->eth, f->len, now);
-			f->iov[0] = (struct iovec){ f->eth, SW_ETH_HLEN };
-			f->iov[1] = (struct iovec){ p->in_buf + SW_ETH_HLEN, f->len - SW_ETH_HLEN };
+			off_meta_plain(&f->m, f->len);       /* no vnet header: no offloads */
+			sw_ingress(&p->sw, f->head, 1, f->len, now);
+			f->iov[0] = (struct iovec){ f->head, f->headlen };
+			f->iov[1] = (struct iovec){ p->in_buf + f->headlen, f->len - f->headlen };
 			f->niov = 2;
 			p->busy = true;
 			p->deadline = 0;
@@ -473,7 +571,7 @@ static unsigned net_tap_poll(struct net_port *p, uint64_t now)
 			break;
 		}
 		p->busy = false;
-		net_commit(p->ns->dst, n);
+		net_commit(p->ns->dst, n, f);
 	}
 	return done;
 }
@@ -644,6 +742,10 @@ static int net_server_init(struct ios *s, const struct ios_conn_spec *specs, uns
 	ns->timer_watch.fd = ns->timer_fd;
 	ns->timer_watch.fn = net_timer_fired;
 	rc = ios_watch_add(s, &ns->timer_watch, EPOLLIN);
+	ns->lin = malloc(OFF_GSO_MAX);
+	ns->soft = malloc(OFF_OUT_MAX);
+	if (!rc && (!ns->lin || !ns->soft))
+		rc = -ENOMEM;
 	for (unsigned i = 0; !rc && i < n; i++)
 		rc = net_switch_get(ns, specs[i].network, &sw);
 	for (unsigned i = 0; !rc && i < s->net.nuplinks; i++) {
@@ -675,6 +777,8 @@ static void net_server_fini(struct ios *s)
 		free(ns->sw[i]);
 	if (ns->timer_fd >= 0)
 		close(ns->timer_fd);
+	free(ns->lin);
+	free(ns->soft);
 	free(ns);
 	s->priv = NULL;
 }
@@ -763,7 +867,7 @@ static void net_drain(struct vu_dev *d)
 static uint64_t net_features(struct vu_dev *d)
 {
 	return IOS_RING_FEATURES | (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
-	       (1ull << VIRTIO_NET_F_STATUS);
+	       (1ull << VIRTIO_NET_F_STATUS) | OFF_FEATURES;
 }
 
 static size_t net_config_fill(struct vu_dev *d, uint8_t *buf)

@@ -132,7 +132,8 @@ enum sw_verdict sw_check_length(struct sw_port *p, const uint8_t *hdr, size_t le
 	return SW_PASS;
 }
 
-enum sw_verdict sw_ingress(struct sw_port *p, const uint8_t *hdr, size_t len, uint64_t now)
+enum sw_verdict sw_ingress(struct sw_port *p, const uint8_t *hdr, uint64_t frames,
+			   uint64_t bytes, uint64_t now)
 {
 	const uint8_t *src = hdr + SW_MAC_LEN;
 
@@ -140,8 +141,8 @@ enum sw_verdict sw_ingress(struct sw_port *p, const uint8_t *hdr, size_t len, ui
 		sw_count_drop(p, SW_DROP_SPOOF);
 		return SW_SPOOF;
 	}
-	p->c.tx_frames++;
-	p->c.tx_bytes += len;
+	p->c.tx_frames += frames;
+	p->c.tx_bytes += bytes;
 	p->gen++;
 	if (p->sw)
 		sw_fdb_learn(p->sw, src, p, now);
@@ -213,9 +214,9 @@ uint64_t sw_rate_admit(struct sw_port *p, uint64_t len, uint64_t now)
 
 /* ------------------------------------------------------------------ counters */
 
-void sw_count_rx(struct sw_port *p, uint64_t bytes)
+void sw_count_rx(struct sw_port *p, uint64_t frames, uint64_t bytes)
 {
-	p->c.rx_frames++;
+	p->c.rx_frames += frames;
 	p->c.rx_bytes += bytes;
 	p->gen++;
 }

@@ -75,7 +75,8 @@ struct sw_switch {
 enum sw_verdict {
 	SW_PASS,
 	SW_MALFORMED,                     /* shorter than an Ethernet header */
-	SW_OVERSIZE,                      /* longer than 1514 bytes (1518 tagged) */
+	SW_OVERSIZE,                      /* longer than 1514 bytes (1518 tagged); a GSO
+					   * frame: its largest segment */
 	SW_SPOOF,                         /* a guest's frame with another source address */
 };
 
@@ -94,9 +95,11 @@ void sw_port_remove(struct sw_port *p);
  * on p when it is a drop. hdr holds the frame's first min(len, SW_ETH_HLEN) bytes. */
 enum sw_verdict sw_check_length(struct sw_port *p, const uint8_t *hdr, size_t len);
 
-/* The source check and learning, once the frame may go: drop_spoof, or tx counted and
- * the source address learned on p. */
-enum sw_verdict sw_ingress(struct sw_port *p, const uint8_t *hdr, size_t len, uint64_t now);
+/* The source check and learning, once the frame may go: drop_spoof, or tx counted (a
+ * GSO frame as the frames and bytes it makes on a wire) and the source address learned
+ * on p. */
+enum sw_verdict sw_ingress(struct sw_port *p, const uint8_t *hdr, uint64_t frames,
+			   uint64_t bytes, uint64_t now);
 
 /* Where a frame from src to dst goes: the learned port (none when that is src itself),
  * or every other port of the switch (flood: broadcast, multicast, unknown unicast).
@@ -118,7 +121,7 @@ uint64_t sw_rate_admit(struct sw_port *p, uint64_t len, uint64_t now);
 void sw_bucket_refill(struct sw_bucket *b, uint64_t now);
 
 /* Counting on a port. */
-void sw_count_rx(struct sw_port *p, uint64_t bytes);
+void sw_count_rx(struct sw_port *p, uint64_t frames, uint64_t bytes);
 void sw_count_drop(struct sw_port *p, enum sw_drop why);
 
 static inline bool sw_mac_is_multicast(const uint8_t mac[SW_MAC_LEN])

@@ -64,7 +64,7 @@ static enum sw_verdict send_frame(struct sw_port *p, const uint8_t *dst, const u
 
 	eth(h, dst, src, 0x88b5);
 	v = sw_check_length(p, h, len);
-	return v != SW_PASS ? v : sw_ingress(p, h, len, now);
+	return v != SW_PASS ? v : sw_ingress(p, h, 1, len, now);
 }
 
 static bool has(struct sw_port **out, unsigned n, const struct sw_port *p)
@@ -306,8 +306,8 @@ static void test_counters(void **state)
 	assert_int_equal(l->a.c.tx_frames, 2);
 	assert_int_equal(l->a.c.tx_bytes, 160);
 	assert_true(l->a.gen != gen);
-	sw_count_rx(&l->b, 100);
-	sw_count_rx(&l->b, 60);
+	sw_count_rx(&l->b, 1, 100);
+	sw_count_rx(&l->b, 1, 60);
 	sw_count_drop(&l->b, SW_DROP_NO_BUFFER);
 	sw_count_drop(&l->b, SW_DROP_RATE);
 	assert_int_equal(l->b.c.rx_frames, 2);

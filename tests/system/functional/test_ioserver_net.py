@@ -24,6 +24,8 @@ from vhost_frontend import (  # noqa: E402
 
 A, B, C = "02:62:68:00:01:00", "02:62:68:00:02:00", "02:62:68:00:03:00"
 BCAST = "ff:ff:ff:ff:ff:ff"
+# CSUM, GUEST_CSUM, GUEST_TSO4, GUEST_TSO6, GUEST_ECN, HOST_TSO4, HOST_TSO6, HOST_ECN
+OFFLOADS = (0, 1, 7, 8, 9, 11, 12, 13)
 
 
 class NetServer(EventReader):
@@ -98,8 +100,10 @@ def test_features_and_config(bulkhead):
         for bit in (NET_F_MAC, NET_F_MRG_RXBUF, NET_F_STATUS, F_VERSION_1, F_EVENT_IDX,
                     F_INDIRECT_DESC, F_PROTOCOL_FEATURES):
             assert a.offered & (1 << bit), bit
-        for bit in (0, 1, 7, 11, 17, 22):       # CSUM, GUEST_CSUM, GUEST_TSO4, HOST_TSO4,
-            assert not a.offered & (1 << bit)   # CTRL_VQ, MQ: none offered
+        for bit in OFFLOADS:                # checksum, TSO4/6 and ECN both ways
+            assert a.offered & (1 << bit), bit
+        for bit in (10, 14, 17, 22):            # GUEST_UFO, HOST_UFO, CTRL_VQ, MQ: not
+            assert not a.offered & (1 << bit)
         assert a.fe.get_queue_num() == 2
         assert a.config() == {"mac": A, "status": 1, "max_virtqueue_pairs": 1}
 
