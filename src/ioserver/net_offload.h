@@ -16,7 +16,7 @@
 #include "ioserver/net_switch.h"
 
 #define OFF_HEAD_MAX   160            /* frame bytes parsed: Ethernet + tag + IP + TCP (138) */
-#define OFF_GSO_MAX    (65535 + SW_ETH_HLEN + 4)   /* an IP datagram's limit, tagged */
+#define OFF_GSO_MAX    (SW_ETH_HLEN + 4 + 40 + 65535)  /* tagged IPv6's largest payload */
 #define OFF_SEG_MAX    128            /* segments of one GSO frame (64 KiB at MSS 512) */
 #define OFF_OUT_MAX    (OFF_GSO_MAX + OFF_SEG_MAX * OFF_HEAD_MAX)   /* segmented output */
 
