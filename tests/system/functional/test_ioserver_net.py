@@ -20,7 +20,8 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from vhost_frontend import (  # noqa: E402
     DESC_F_NEXT, F_EVENT_IDX, F_INDIRECT_DESC, F_PROTOCOL_FEATURES, F_VERSION_1,
-    NET_F_MAC, NET_F_MRG_RXBUF, NET_F_STATUS, EventReader, NetDevice, eth_frame)
+    NET_F_MAC, NET_F_MRG_RXBUF, NET_F_STATUS, NET_HDR, NET_HDR_LEN, EventReader, NetDevice,
+    eth_frame)
 
 A, B, C = "02:62:68:00:01:00", "02:62:68:00:02:00", "02:62:68:00:03:00"
 BCAST = "ff:ff:ff:ff:ff:ff"
@@ -468,3 +469,191 @@ def test_standalone_opens_its_tap(bulkhead, tmp_path):
     assert proc.returncode == 0, err
     # the TAP was the server's own: gone with it
     assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0
+
+
+# ------------------------------------------------------------------ offloads
+
+NEEDS_CSUM, DATA_VALID = 1, 2
+GSO_TCPV4, GSO_TCPV6 = 1, 4
+NO_OFFLOADS = sum(1 << b for b in OFFLOADS)
+
+
+def csum16(data, acc=0):
+    """The Internet checksum of data (acc: a running sum to add): 0 when data checks."""
+    if len(data) % 2:
+        data += b"\0"
+    acc += sum(struct.unpack(f">{len(data) // 2}H", data))
+    while acc >> 16:
+        acc = (acc & 0xffff) + (acc >> 16)
+    return ~acc & 0xffff
+
+
+def tcp_packet(dst, src, payload, v6=False, flags=0x18, seq=1000):
+    """Ethernet + IPv4/IPv6 + TCP (20 bytes) + payload, the TCP checksum field holding
+    the pseudo-header sum as a driver asking for NEEDS_CSUM leaves it. Returns the frame
+    and where TCP starts."""
+    tcp_len = 20 + len(payload)
+    if v6:
+        saddr, daddr = bytes.fromhex("fd00" + "00" * 13 + "01"), bytes.fromhex("fd00" + "00" * 13 + "02")
+        ip = struct.pack(">IHBB16s16s", 0x60000000, tcp_len, 6, 64, saddr, daddr)
+        pseudo = saddr + daddr + struct.pack(">IxxxB", tcp_len, 6)
+        ethertype = 0x86DD
+    else:
+        saddr, daddr = bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2])
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + tcp_len, 0x1234, 0x4000, 64, 6, 0,
+                         saddr, daddr)
+        ip = ip[:10] + struct.pack(">H", csum16(ip)) + ip[12:]
+        pseudo = saddr + daddr + struct.pack(">xBH", 6, tcp_len)
+        ethertype = 0x0800
+    part = ~csum16(pseudo) & 0xffff
+    tcp = struct.pack(">HHIIBBHHH", 40000, 5201, seq, 7, 5 << 4, flags, 502, part, 0)
+    frame = eth_frame(dst, src, ip + tcp + payload, ethertype=ethertype)
+    return frame, 14 + len(ip)
+
+
+def offload_hdr(flags=NEEDS_CSUM, gso_type=0, hdr_len=0, gso_size=0, csum_start=34,
+                csum_offset=16):
+    return struct.pack(NET_HDR, flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, 0)
+
+
+def check_tcp_segment(seg, l4, v6):
+    """The IP and TCP checksums of a whole frame verify; returns (seq, flags, payload)."""
+    if v6:
+        plen = struct.unpack_from(">H", seg, 18)[0]
+        assert plen == len(seg) - l4
+        pseudo = seg[22:54] + struct.pack(">IxxxB", plen, 6)
+    else:
+        assert struct.unpack_from(">H", seg, 16)[0] == len(seg) - 14
+        assert csum16(seg[14:34]) == 0
+        pseudo = seg[26:34] + struct.pack(">xBH", 6, len(seg) - l4)
+    assert csum16(seg[l4:], 0xffff & ~csum16(pseudo)) == 0
+    seq, = struct.unpack_from(">I", seg, l4 + 4)
+    return seq, seg[l4 + 13], seg[l4 + 20:]
+
+
+@contextlib.contextmanager
+def masked_lan(bulkhead, masks, extra=(), **kw):
+    """Ports p1, p2, p3 (A, B, C), p1 negotiating every feature offered, the others
+    what is offered less masks[i]; rings of 256 entries, room for 64 KiB frames."""
+    macs = [A, B, C]
+    srv = NetServer(bulkhead, [port(f"p{i + 1}", macs[i]) for i in range(len(masks))],
+                    extra, **kw)
+    devs = []
+    try:
+        srv.wait_event("ready", connections=len(masks))
+        for s, mask in zip(srv.ours, masks):
+            offered = devs[0].offered if devs else None
+            devs.append(NetDevice(s, num=256, mem_size=16 << 20,
+                                  features=None if offered is None else offered & ~mask))
+        yield srv, devs
+    finally:
+        rc, err = srv.stop()
+        for d in devs:
+            with contextlib.suppress(OSError):
+                d.mem.close()
+        assert rc == 0, err
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_gso_frame_as_is_or_segmented(bulkhead, v6):
+    """A TSO frame flooded to B, which negotiated the offloads, arrives as it was sent,
+    with its header; C, which negotiated none, gets MSS-sized segments whose IP and TCP
+    headers and checksums are right and whose payloads make the frame's."""
+    with masked_lan(bulkhead, [0, 0, NO_OFFLOADS]) as (srv, (a, b, c)):
+        assert not c.features & NO_OFFLOADS and b.features & NO_OFFLOADS == NO_OFFLOADS
+        b.post_rx(60)
+        c.post_rx(60)
+        payload = os.urandom(10000)
+        mss = 1400
+        frame, l4 = tcp_packet("02:62:68:00:09:00", A, payload, v6=v6, flags=0x19)
+        gso = GSO_TCPV6 if v6 else GSO_TCPV4
+        a.send(frame, hdr=offload_hdr(gso_type=gso, hdr_len=l4 + 20, gso_size=mss,
+                                      csum_start=l4))
+        hdr, got = b.recv()
+        assert got == frame
+        assert hdr == {"flags": NEEDS_CSUM, "gso_type": gso, "hdr_len": l4 + 20,
+                       "gso_size": mss, "csum_start": l4, "csum_offset": 16,
+                       "num_buffers": hdr["num_buffers"]}
+        assert hdr["num_buffers"] == -(-(len(frame) + NET_HDR_LEN) // 1526)
+        nseg = -(-len(payload) // mss)
+        data = b""
+        for i in range(nseg):
+            hdr, seg = c.recv()
+            assert hdr["flags"] == 0 and hdr["gso_type"] == 0 and hdr["num_buffers"] == 1
+            addrs = slice(22, 54) if v6 else slice(26, 34)
+            assert seg[:14] == frame[:14] and seg[addrs] == frame[addrs]
+            seq, flags, part = check_tcp_segment(seg, l4, v6)
+            assert seq == 1000 + len(data)
+            assert flags == (0x19 if i == nseg - 1 else 0x10)      # FIN, PSH on the last
+            assert len(part) == min(mss, len(payload) - len(data))
+            if not v6:
+                assert struct.unpack_from(">H", seg, 18)[0] == 0x1234 + i   # IPv4 id
+            data += part
+        assert data == payload
+        assert c.quiet(0.2) and b.quiet(0.0)
+        wire = len(payload) + nseg * (l4 + 20)
+        for p, key in (("p1", "tx"), ("p2", "rx"), ("p3", "rx")):
+            cnt = srv.counters(partition=p)
+            assert (cnt[f"{key}_frames"], cnt[f"{key}_bytes"]) == (nseg, wire), (p, cnt)
+
+
+def test_partial_checksum_passed_or_completed(bulkhead):
+    """NEEDS_CSUM without GSO: B (GUEST_CSUM) gets the header and the frame as sent, C
+    gets the checksum filled in."""
+    with masked_lan(bulkhead, [0, 0, NO_OFFLOADS]) as (srv, (a, b, c)):
+        b.post_rx(4)
+        c.post_rx(4)
+        frame, l4 = tcp_packet(BCAST, A, os.urandom(777))
+        a.send(frame, hdr=offload_hdr(csum_start=l4))
+        hdr, got = b.recv()
+        assert got == frame and hdr["flags"] == NEEDS_CSUM and hdr["csum_start"] == l4
+        hdr, got = c.recv()
+        assert hdr["flags"] == 0 and len(got) == len(frame)
+        assert got[:l4 + 16] == frame[:l4 + 16] and got[l4 + 18:] == frame[l4 + 18:]
+        check_tcp_segment(got, l4, False)
+
+
+def test_gso_to_a_receiver_with_guest_csum_only(bulkhead):
+    """GUEST_CSUM without GUEST_TSO4: segments, marked DATA_VALID."""
+    tso = (1 << 7) | (1 << 8) | (1 << 9)
+    with masked_lan(bulkhead, [0, tso]) as (srv, (a, b)):
+        b.post_rx(8)
+        frame, l4 = tcp_packet(B, A, os.urandom(3000))
+        a.send(frame, hdr=offload_hdr(gso_type=GSO_TCPV4, hdr_len=l4 + 20, gso_size=1000))
+        for i in range(3):
+            hdr, seg = b.recv()
+            assert hdr["flags"] == DATA_VALID and hdr["gso_type"] == 0
+            check_tcp_segment(seg, l4, False)
+
+
+def test_malformed_offload_headers_are_dropped(bulkhead):
+    """Offload headers that cannot be right are dropped and counted drop_malformed (too
+    many segments: drop_oversize); the server goes on; a port that did not negotiate
+    CSUM may not ask for it."""
+    with masked_lan(bulkhead, [0, 0, NO_OFFLOADS]) as (srv, (a, b, c)):
+        b.post_rx(16)
+        frame, l4 = tcp_packet(B, A, os.urandom(3000))
+        good = dict(gso_type=GSO_TCPV4, hdr_len=l4 + 20, gso_size=1000)
+        bad = [dict(good, csum_start=len(frame)),                 # outside the frame
+               dict(good, csum_offset=0xffff),
+               dict(gso_type=0, csum_start=len(frame) - 1),       # checksum past the end
+               dict(good, gso_size=0),
+               dict(good, hdr_len=len(frame) + 1),
+               dict(good, gso_type=3),                            # UDP: not offered
+               dict(good, gso_type=0x42),
+               dict(good, flags=0),                               # GSO without NEEDS_CSUM
+               dict(good, flags=NEEDS_CSUM | DATA_VALID),
+               dict(good, gso_type=GSO_TCPV6)]                    # not what the frame is
+        for h in bad:
+            a.send(frame, hdr=offload_hdr(**h))
+        a.send(frame, hdr=offload_hdr(**dict(good, gso_size=20)))  # 150 segments
+        big = eth_frame(B, A, bytes(1501))
+        a.send(big, hdr=offload_hdr(csum_start=14, csum_offset=0))  # not GSO: 1515 bytes
+        c.send(eth_frame(B, C, b"x" * 40), hdr=offload_hdr(csum_start=14, csum_offset=0))
+        assert b.quiet()
+        cnt = srv.counters(partition="p1")
+        assert (cnt["drop_malformed"], cnt["drop_oversize"], cnt["tx_frames"]) == \
+            (len(bad), 2, 0)
+        assert srv.counters(partition="p3")["drop_malformed"] == 1
+        a.send(frame, hdr=offload_hdr(**good))
+        assert b.recv()[1] == frame
