@@ -2,8 +2,9 @@
 (tests/system/vhost_frontend.py): frames between ports of one network with the right
 header and bytes, mergeable receive buffers, flooding, learning, anti-spoofing and its
 counters, separate networks, backpressure (held, then dropped), rate limits, bad frames,
-a corrupt ring breaking only its own device, standalone mode, the command line, and a
-real TAP uplink."""
+a corrupt ring breaking only its own device, standalone mode, the command line, a real
+TAP uplink, and the offloads: features offered, TSO frames delivered as they are or cut
+into segments, partial checksums passed or completed, malformed offload headers."""
 import contextlib
 import fcntl
 import os
@@ -657,3 +658,40 @@ def test_malformed_offload_headers_are_dropped(bulkhead):
         assert srv.counters(partition="p3")["drop_malformed"] == 1
         a.send(frame, hdr=offload_hdr(**good))
         assert b.recv()[1] == frame
+
+
+@pytest.mark.skipif(not have_tun(), reason="needs root and /dev/net/tun")
+def test_gso_frame_to_the_uplink_is_segmented(bulkhead):
+    """The TAP has no vnet header: a TSO frame from a guest reaches the host's interface
+    as MSS-sized TCP segments with their checksums right."""
+    name = f"bhgso{os.getpid() % 10000}"
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    cap = None
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TAP | IFF_NO_PI))
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        cap.bind((name, 0))
+        cap.settimeout(5)
+        with masked_lan(bulkhead, [0], extra=["--uplink", f"network=lan,fd={fd}"],
+                        pass_fds=(fd,)) as (srv, (a,)):
+            payload = os.urandom(5000)
+            frame, l4 = tcp_packet("02:62:68:00:09:00", A, payload)
+            a.send(frame, hdr=offload_hdr(gso_type=GSO_TCPV4, hdr_len=l4 + 20, gso_size=1200))
+            data = b""
+            while len(data) < len(payload):
+                seg = cap.recv(65536)
+                if seg[6:12] != frame[6:12]:
+                    continue
+                assert len(seg) <= 1514
+                seq, _, part = check_tcp_segment(seg, l4, False)
+                assert seq == 1000 + len(data)
+                data += part
+            assert data == payload
+            cnt = srv.counters(uplink=name)
+            assert cnt["rx_frames"] == 5 and cnt["drop_no_buffer"] == 0
+    finally:
+        if cap:
+            cap.close()
+        os.close(fd)
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
