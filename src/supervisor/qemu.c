@@ -107,7 +107,10 @@ static void add_devices(struct qemu_args *a, const struct sup_partition *p, bool
 			/* The MAC the net server enforces. Under TCG without MSI-X: QEMU 7.2
 			 * crashes starting vhost-user net with MSI-X vectors when it has no
 			 * irqfds (segfault under msix_set_vector_notifiers in vhost_net_start),
-			 * so the guest gets INTx. */
+			 * so the guest gets INTx. Offloads need no option: virtio-net-pci has
+			 * csum, guest_csum, gso, host_tso4/6, host_ecn, guest_tso4/6 and
+			 * guest_ecn on by default, a vhost-user netdev counts as having a vnet
+			 * header, and QEMU offers the guest those the net server offers. */
 			snprintf(a->netdev[d], sizeof(a->netdev[d]), "vhost-user,id=net%u,chardev=vu%u",
 				 d, d);
 			add2(a, "-netdev", a->netdev[d]);
