@@ -50,9 +50,11 @@
 #define BH_SYSCTL_SIZE       12
 
 /* Linux kernels (--kernel) only: the ACPI PM1 event and control blocks the FADT names
- * (power off through _S5). */
+ * (power off through _S5), and its reset register (reboot, and a panic with panic=-1). */
 #define BH_ACPI_PM1A_EVT     0x620      /* PM1 status, PM1 enable: 2 bytes each */
 #define BH_ACPI_PM1A_CNT     0x624      /* PM1 control: 2 bytes */
+#define BH_ACPI_RESET        0x626      /* reset register: 1 byte */
+#define BH_ACPI_RESET_VALUE  0x01       /* what the guest writes there to reset */
 #define BH_ACPI_SCI_IRQ      9
 
 #endif

@@ -3,6 +3,8 @@
  * and the PM1 control block the FADT names (x86/acpi.c). The platform is always in ACPI
  * mode (SCI_EN reads 1) and raises no ACPI events; writing SLP_EN with the _S5 sleep
  * type is the guest powering off, which ends the partition as an exit with status 0.
+ * The FADT's reset register: writing the reset value is a reset request, as the
+ * system-control device's (exit code 3), how Linux reboots and ends a panic=-1 panic.
  * Any width inside a block is accepted, as ACPI lets a register be accessed bytewise.
  */
 #include <errno.h>
@@ -72,6 +74,20 @@ static int pm1_cnt_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, 
 	return 0;
 }
 
+/* Reads 0; a write of BH_ACPI_RESET_VALUE resets, other values are ignored. */
+static int reset_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, bool write)
+{
+	struct mon *m = opaque;
+
+	if (off + size > ACPI_RESET_LEN)
+		return -EINVAL;
+	if (!write)
+		*val = 0;
+	else if ((*val & 0xff) == BH_ACPI_RESET_VALUE)
+		m->stop = MON_STOP_RESET;
+	return 0;
+}
+
 int acpi_pm_register(struct mon *m)
 {
 	int ret = io_register(&m->io.port, BH_ACPI_PM1A_EVT, ACPI_PM1_EVT_LEN, "acpi-pm1-evt",
@@ -80,5 +96,8 @@ int acpi_pm_register(struct mon *m)
 	if (!ret)
 		ret = io_register(&m->io.port, BH_ACPI_PM1A_CNT, ACPI_PM1_CNT_LEN,
 				  "acpi-pm1-cnt", pm1_cnt_io, m);
+	if (!ret)
+		ret = io_register(&m->io.port, BH_ACPI_RESET, ACPI_RESET_LEN, "acpi-reset",
+				  reset_io, m);
 	return ret;
 }

@@ -78,6 +78,7 @@ static int place_acpi(struct mon *m)
 		.pci_pin_base = LINUX_PCI_PIN_BASE, .sci_irq = BH_ACPI_SCI_IRQ,
 		.rtc_century = LINUX_RTC_CENTURY,
 		.pm1a_evt = BH_ACPI_PM1A_EVT, .pm1a_cnt = BH_ACPI_PM1A_CNT,
+		.reset_port = BH_ACPI_RESET, .reset_value = BH_ACPI_RESET_VALUE,
 		.pci_mmio_base = BH_PCI_MMIO_BASE, .pci_mmio_end = BH_PCI_MMIO_END - 1,
 	};
 	size_t len = LINUX_MPTABLE_AREA - LINUX_ACPI_AREA;

@@ -44,7 +44,7 @@ static uint8_t sum(const uint8_t *p, size_t n)
 static const struct acpi_config cfg = {
 	.ncpus = 2, .lapic_addr = 0xfee00000u, .ioapic_addr = 0xfec00000u, .ioapic_id = 2,
 	.ioapic_pins = 24, .pci_pin_base = 16, .sci_irq = 9, .rtc_century = 0x32,
-	.pm1a_evt = 0x620, .pm1a_cnt = 0x624,
+	.pm1a_evt = 0x620, .pm1a_cnt = 0x624, .reset_port = 0x626, .reset_value = 1,
 	.pci_mmio_base = 0xc0000000u, .pci_mmio_end = 0xfebfffffu,
 };
 
@@ -151,6 +151,13 @@ static void test_fadt(void **state)
 	assert_int_equal(f[172], 1);
 	assert_int_equal(f[173], 16);
 	assert_int_equal(get64(f + 176), 0x624);
+	/* The reset register: supported, one byte at port 0x626, byte access, value 1. */
+	assert_int_equal(get32(f + 112) & (1u << 10), 1u << 10);
+	assert_int_equal(f[116], 1);
+	assert_int_equal(f[117], 8);
+	assert_int_equal(f[119], 1);
+	assert_int_equal(get64(f + 120), 0x626);
+	assert_int_equal(f[128], 1);
 }
 
 static void test_madt(void **state)

@@ -38,6 +38,8 @@
 #define FADT_CENTURY          108
 #define FADT_IAPC_BOOT_ARCH   109
 #define FADT_FLAGS            112
+#define FADT_RESET_REG        116
+#define FADT_RESET_VALUE      128
 #define FADT_MINOR_VERSION    131
 #define FADT_X_DSDT           140
 #define FADT_X_PM1A_EVT_BLK   148
@@ -54,9 +56,11 @@
 #define FADT_F_PROC_C1        (1u << 2)
 #define FADT_F_PWR_BUTTON     (1u << 4)
 #define FADT_F_SLP_BUTTON     (1u << 5)
+#define FADT_F_RESET_REG_SUP  (1u << 10)
 
 /* Generic Address Structure: system I/O space. */
 #define GAS_SYSTEM_IO         1
+#define GAS_ACCESS_BYTE       1
 #define GAS_ACCESS_WORD       2
 
 /* MADT. */
@@ -386,12 +390,12 @@ static void dsdt_body(struct acpi_writer *w, const struct acpi_config *c)
 
 /* ---- tables --------------------------------------------------------------------- */
 
-static void gas_io(uint8_t *p, uint16_t port, uint8_t bytes)
+static void gas_io(uint8_t *p, uint16_t port, uint8_t bytes, uint8_t access)
 {
 	p[0] = GAS_SYSTEM_IO;
 	p[1] = (uint8_t)(bytes * 8);            /* register bit width */
 	p[2] = 0;                               /* bit offset */
-	p[3] = GAS_ACCESS_WORD;
+	p[3] = access;
 	set64(p + 4, port);
 }
 
@@ -420,11 +424,16 @@ static size_t fadt(struct acpi_writer *w, const struct acpi_config *c, uint32_t 
 	f[FADT_CENTURY] = c->rtc_century;
 	set16(f + FADT_IAPC_BOOT_ARCH, IAPC_LEGACY_DEVICES | IAPC_NO_VGA);
 	set32(f + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON |
-	      FADT_F_SLP_BUTTON);
+	      FADT_F_SLP_BUTTON | (c->reset_port ? FADT_F_RESET_REG_SUP : 0));
+	/* Linux's first reboot method (also a panic's with panic=-1) is this register. */
+	if (c->reset_port) {
+		gas_io(f + FADT_RESET_REG, c->reset_port, ACPI_RESET_LEN, GAS_ACCESS_BYTE);
+		f[FADT_RESET_VALUE] = c->reset_value;
+	}
 	f[FADT_MINOR_VERSION] = FADT_MINOR;
 	set64(f + FADT_X_DSDT, dsdt);
-	gas_io(f + FADT_X_PM1A_EVT_BLK, c->pm1a_evt, ACPI_PM1_EVT_LEN);
-	gas_io(f + FADT_X_PM1A_CNT_BLK, c->pm1a_cnt, ACPI_PM1_CNT_LEN);
+	gas_io(f + FADT_X_PM1A_EVT_BLK, c->pm1a_evt, ACPI_PM1_EVT_LEN, GAS_ACCESS_WORD);
+	gas_io(f + FADT_X_PM1A_CNT_BLK, c->pm1a_cnt, ACPI_PM1_CNT_LEN, GAS_ACCESS_WORD);
 	table_end(w, at);
 	return at;
 }

@@ -26,6 +26,7 @@
 #define ACPI_S5_SLP_TYP        5
 #define ACPI_PM1_EVT_LEN       4   /* PM1 status (2 bytes), then PM1 enable (2) */
 #define ACPI_PM1_CNT_LEN       2
+#define ACPI_RESET_LEN         1   /* the reset register: one byte */
 
 struct acpi_config {
 	unsigned ncpus;                 /* local APIC IDs and processor UIDs 0 .. ncpus - 1 */
@@ -36,6 +37,8 @@ struct acpi_config {
 	uint8_t  sci_irq;               /* ISA IRQ of the SCI (9) */
 	uint8_t  rtc_century;           /* CMOS index of the century byte, 0: none */
 	uint16_t pm1a_evt, pm1a_cnt;    /* I/O ports of the PM1 event and control blocks */
+	uint16_t reset_port;            /* the FADT's reset register (0: none) */
+	uint8_t  reset_value;           /* and what resets */
 	uint32_t pci_mmio_base, pci_mmio_end;   /* the root bridge's memory window, inclusive */
 };
 

@@ -303,6 +303,52 @@ partitions:
           f"{m.group(3).strip()}")
 
 
+# Next to 'bulkhead run': once the partition has stopped for good, counts its events.
+EVENT_COUNTER = r"""ev={log}/events.jsonl
+until grep -q '"event":"partition_stop"' "$ev" 2>/dev/null; do sleep 0.2; done
+n() {{ c=$(grep -c "$1" "$ev"); echo "${{c:-0}}"; }}
+echo "events: reset $(n '"event":"reset"') restart $(n '"event":"partition_restart"')" \
+	"by reset $(n '"reason":"reset requested"') fault $(n '"event":"fault"')"
+"""
+
+
+def test_linux_panic_is_a_reset_restarted_per_health(images, bulkhead, tmp_path):
+    """A Linux partition whose command panics the kernel (sysrq 'c'), with panic=-1 on
+    its command line: Linux reboots at once, through the FADT's reset register, which
+    the monitor turns into a reset request (exit code 3). With on_fault: restart and
+    max_restarts: 1 the supervisor starts it again once; the second panic finds the
+    budget spent and the partition stays stopped."""
+    log = tmp_path / "log"
+    helper = tmp_path / "events.sh"
+    helper.write_text(EVENT_COUNTER.format(log=log))
+    system = tmp_path / "linux-panic.yaml"
+    system.write_text(f"""system:
+  name: linux-panic
+  cpus: [0, 1]
+  log_dir: {log}
+partitions:
+  - name: lx
+    kernel: {GUEST / 'vmlinuz'}
+    initrd: {GUEST / 'initramfs.cpio.gz'}
+    cmdline: 'console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS} bh.run="echo panicking; echo c >/proc/sysrq-trigger; echo still here"'
+    cpus: [1]
+    memory: 256M
+    health: {{on_fault: restart, max_restarts: 1}}
+""")
+    status, out, err = run_system(images, bulkhead, system, helper)
+    assert status == 1, out + err
+    assert len(re.findall(r"^lx\s+\| panicking$", out, re.M)) == 2, out
+    assert len(re.findall(r"^lx\s+\| .*Kernel panic - not syncing: sysrq triggered crash",
+                          out, re.M)) == 2, out
+    assert "still here" not in out, out
+    assert re.search(r"^  lx\s+stopped after a reset request \(max_restarts 1 reached\)$",
+                     out, re.M), out
+    assert re.search(r"^events: reset 2 restart 1 by reset 1 fault 0$", out, re.M), out
+    assert re.search(r"^rig: helper exit status 0$", out, re.M), out
+    print(f"Linux panic on bulkhead's monitor, mode {images}: reset, restarted once, "
+          "then stopped")
+
+
 def test_linux_other_devices_are_refused(images, bulkhead, tmp_path):
     """Only blk is proven for Linux on the monitor: other device classes are refused
     before anything starts, with the reason (no rig needed)."""
