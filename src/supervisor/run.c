@@ -320,17 +320,6 @@ static bool supported(const struct bh_system *sys)
 	bool ok = true;
 	for (unsigned i = 0; i < sys->npartitions; i++) {
 		const struct bh_partition *p = &sys->partitions[i];
-		/* Linux on bulkhead's own monitor (docs/monitor.md): its virtio-blk driver
-		 * is proven there; Linux's other virtio drivers are not tried yet. */
-		for (unsigned d = 0; p->kernel && p->engine == BH_ENGINE_KVM &&
-				     d < p->ndevices; d++)
-			if (p->devices[d].type != BH_DEV_BLK) {
-				fprintf(stderr, "bulkhead run: partition '%s': only blk devices are "
-					"supported for Linux on bulkhead's own monitor yet; use "
-					"'engine: qemu' for the others\n", p->name);
-				ok = false;
-				break;
-			}
 		/* QEMU 7.2 has no vhost-user console device: a Linux partition's console is
 		 * its serial port (docs/guest.md). */
 		for (unsigned d = 0; d < p->ndevices; d++)

@@ -349,26 +349,82 @@ partitions:
           "then stopped")
 
 
-def test_linux_other_devices_are_refused(images, bulkhead, tmp_path):
-    """Only blk is proven for Linux on the monitor: other device classes are refused
-    before anything starts, with the reason (no rig needed)."""
-    system = tmp_path / "linux-rng.yaml"
+# Partition "a" (10.0.0.1): pings b with each size, reads its virtio-rng device and
+# writes a line to its virtio-console port; b (10.0.0.2) answers until a has gone.
+NET_A = (
+    "until ping -c 1 -W 1 10.0.0.2 >/dev/null; do :; done; "
+    "for s in 56 1000 1900; do echo P $s $(ping -q -c {pings} -i 0.2 -W 3 -s $s 10.0.0.2 "
+    "| tail -2); done; "
+    "echo RNG $(cat /sys/class/misc/hw_random/rng_current) "
+    "$(head -c 4096 /dev/hwrng | gzip -c | wc -c); "
+    "echo hello through virtio-console >/dev/hvc0 && echo CON ok; "
+    "echo I $(grep -cE 'PCI-MSI.*virtio[0-9]+-(input|output|req)' /proc/interrupts)")
+NET_B = ("until ping -c 1 -W 1 10.0.0.1 >/dev/null; do :; done; "
+         "while ping -c 1 -W 3 10.0.0.1 >/dev/null; do sleep 1; done; echo a has gone")
+PING_SUMMARY = re.compile(r"^a\s+\| P (\d+) (\d+) packets transmitted, (\d+) packets "
+                          r"received, 0% packet loss round-trip min/avg/max = "
+                          r"([\d.]+)/([\d.]+)/([\d.]+) ms$", re.M)
+
+
+def test_linux_net_rng_console_window(images, bulkhead, tmp_path):
+    """Linux's virtio-net, virtio-rng and virtio-console drivers on bulkhead's monitor,
+    window isolation: two Linux partitions on one network of the net server ping each
+    other with 56, 1000 and 1900-byte payloads (the last fragmented), without loss;
+    the first also reads 4 KiB from /dev/hwrng (the rng server's; it must not
+    compress) and prints a line through /dev/hvc0 (the console server's, which the
+    supervisor shows with the partition's console)."""
+    pings = 10
+    cmd = f"console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS}"
+    a64 = base64.b64encode(NET_A.format(pings=pings).encode()).decode()
+    b64 = base64.b64encode(NET_B.encode()).decode()
+    system = tmp_path / "linux-net.yaml"
     system.write_text(f"""system:
-  name: linux-rng
-  cpus: [0]
+  name: linux-net
+  cpus: [0, 1]
+  log_dir: {tmp_path / 'log'}
 io_servers:
+  - {{name: netio, class: net}}
   - {{name: rngio, class: rng}}
+  - {{name: conio, class: console}}
+networks:
+  - {{name: lan0, server: netio}}
 partitions:
-  - name: lx
+  - name: a
     kernel: {GUEST / 'vmlinuz'}
     initrd: {GUEST / 'initramfs.cpio.gz'}
+    cmdline: '{cmd} bh.ip=10.0.0.1/24 bh.run64={a64}'
     cpus: [0]
     memory: 256M
+    isolation: window
     devices:
+      - {{type: net, network: lan0}}
       - {{type: rng, server: rngio}}
+      - {{type: console, server: conio}}
+  - name: b
+    kernel: {GUEST / 'vmlinuz'}
+    initrd: {GUEST / 'initramfs.cpio.gz'}
+    cmdline: '{cmd} bh.ip=10.0.0.2/24 bh.run64={b64}'
+    cpus: [1]
+    memory: 256M
+    isolation: window
+    devices:
+      - {{type: net, network: lan0}}
 """)
-    r = subprocess.run([str(bulkhead), "run", str(system)], stdin=subprocess.DEVNULL,
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0, r.stdout + r.stderr
-    assert ("partition 'lx': only blk devices are supported for Linux on bulkhead's own "
-            "monitor yet") in r.stderr, r.stderr
+    status, out, err = run_system(images, bulkhead, system)
+    assert status == 0, out + err
+    got = {int(m.group(1)): m.groups() for m in PING_SUMMARY.finditer(out)}
+    assert sorted(got) == [56, 1000, 1900], out
+    for size, g in got.items():
+        assert int(g[1]) == pings and int(g[2]) == pings, out
+    rng = re.search(r"^a\s+\| RNG virtio_rng\.\d+ (\d+)$", out, re.M)
+    assert rng and int(rng.group(1)) > 4096, out
+    assert re.search(r"^a\s+\| hello through virtio-console$", out, re.M), out
+    assert re.search(r"^a\s+\| CON ok$", out, re.M), out
+    irqs = re.search(r"^a\s+\| I (\d+)$", out, re.M)
+    assert irqs and int(irqs.group(1)) >= 3, out        # net rx, tx, rng (MSI-X)
+    assert re.search(r"^b\s+\| a has gone$", out, re.M), out
+    for name in ("a", "b"):
+        assert re.search(rf"^{name}\s+\| bh: exit status 0$", out, re.M), out
+        assert re.search(rf"^  {name}\s+exited with status 0$", out, re.M), out
+    print(f"Linux virtio-net/rng/console on bulkhead's monitor, window, mode {images}: "
+          + ", ".join(f"{k} B avg {g[4]} ms" for k, g in sorted(got.items())))
