@@ -71,7 +71,9 @@ def run_system(mode, bulkhead, system, helper=None):
                        capture_output=True, text=True, timeout=TIMEOUT + 120)
     out = r.stdout
     if aside:
-        if aside.poll() is None:
+        try:
+            aside.wait(timeout=5)           # the grace the rig's /init gives too
+        except subprocess.TimeoutExpired:
             os.killpg(aside.pid, signal.SIGKILL)
         status = aside.wait()
         out += aside.stdout.read() + ("rig: helper stopped: still running when bulkhead "
