@@ -39,6 +39,7 @@ demo: all
 	$(BULKHEAD) run examples/demo.yaml
 	$(BULKHEAD) run examples/storage.yaml
 	$(BULKHEAD) run examples/network.yaml
+	BULKHEAD=$(BULKHEAD) scripts/demo-restart.sh
 
 bench: all
 	@mkdir -p $(BUILD)/bench

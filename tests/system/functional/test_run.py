@@ -350,3 +350,16 @@ def test_example_with_every_server_class_runs(bulkhead, inmates):
     assert r.returncode == 0, r.stderr
     for p in ("web", "db"):
         assert f"{p:<8} | hello: goodbye" in r.stdout, r.stdout
+
+
+def test_demo_restart_survives_three_kills(bulkhead, inmates):
+    """scripts/demo-restart.sh (the last part of `make demo`): three kill -9 of the block
+    server of examples/restart.yaml, each answered by its hot standby, and both
+    partitions end with 0 failures."""
+    r = subprocess.run([str(ROOT / "scripts" / "demo-restart.sh")], capture_output=True,
+                       text=True, timeout=180, env={**os.environ, "BULKHEAD": str(bulkhead)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("demo: kill -9 of I/O server 'blkio'") == 3, r.stdout
+    assert r.stdout.count('"standby":true') == 3, r.stdout
+    for p in ("one", "two"):
+        assert f"{p:<8} | inmate-test: 61 checks, 0 failures" in r.stdout, r.stdout
