@@ -68,8 +68,7 @@ static int pm1_cnt_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, 
 	m->acpi_pm.pm1_cnt = cnt & (uint16_t)~ACPI_PM1_CNT_SLP_EN;
 	if ((cnt & ACPI_PM1_CNT_SLP_EN) &&
 	    (cnt & ACPI_PM1_CNT_SLP_TYP_MASK) >> ACPI_PM1_CNT_SLP_TYP_SHIFT == ACPI_S5_SLP_TYP) {
-		m->exit_status = 0;
-		m->stop = MON_STOP_EXIT;
+		mon_stop(m, MON_STOP_EXIT, 0);
 	}
 	return 0;
 }
@@ -84,7 +83,7 @@ static int reset_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, bo
 	if (!write)
 		*val = 0;
 	else if ((*val & 0xff) == BH_ACPI_RESET_VALUE)
-		m->stop = MON_STOP_RESET;
+		mon_stop(m, MON_STOP_RESET, 0);
 	return 0;
 }
 

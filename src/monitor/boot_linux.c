@@ -54,7 +54,7 @@ static unsigned e820_map(const struct mon *m, struct lb_e820 *map)
 static int place_mptable(struct mon *m)
 {
 	struct mpt_config c = {
-		.ncpus = 1, .lapic_addr = BH_LAPIC_ADDR, .ioapic_addr = BH_IOAPIC_ADDR,
+		.ncpus = m->nvcpus, .lapic_addr = BH_LAPIC_ADDR, .ioapic_addr = BH_IOAPIC_ADDR,
 		.ioapic_pins = LINUX_IOAPIC_PINS, .pci_pin_base = LINUX_PCI_PIN_BASE,
 	};
 	size_t len = LINUX_BIOS_END - LINUX_MPTABLE_AREA;
@@ -73,7 +73,7 @@ static int place_mptable(struct mon *m)
 static int place_acpi(struct mon *m)
 {
 	struct acpi_config c = {
-		.ncpus = 1, .lapic_addr = BH_LAPIC_ADDR, .ioapic_addr = BH_IOAPIC_ADDR,
+		.ncpus = m->nvcpus, .lapic_addr = BH_LAPIC_ADDR, .ioapic_addr = BH_IOAPIC_ADDR,
 		.ioapic_id = 1, .ioapic_pins = LINUX_IOAPIC_PINS,
 		.pci_pin_base = LINUX_PCI_PIN_BASE, .sci_irq = BH_ACPI_SCI_IRQ,
 		.rtc_century = LINUX_RTC_CENTURY,

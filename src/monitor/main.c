@@ -1,7 +1,8 @@
 /*
  * `bulkhead monitor`: run one partition. Parses the command line, sets the VM up in a
- * fixed order (image check, KVM, memory, vCPU, devices, boot state), enters the sandbox
- * and runs the vCPU; the way the partition stopped becomes the exit code.
+ * fixed order (image check, KVM, memory, vCPUs, devices, boot state), starts the vCPU
+ * threads, enters the sandbox and runs vCPU 0; the way the partition stopped becomes
+ * the exit code.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,8 +34,9 @@ static void mon_usage(FILE *out)
 		"                        --memory SIZE [OPTIONS]\n"
 		"\n"
 		"Run one partition: a KVM VM with one vCPU that starts a bare-metal ELF64 x86-64\n"
-		"image directly in long mode. Guest UART output goes to stdout; events go to the\n"
-		"event fd as JSON lines (see docs/monitor.md).\n"
+		"image directly in long mode, or a Linux kernel with a vCPU per CPU of --cpus.\n"
+		"Guest UART output goes to stdout; events go to the event fd as JSON lines (see\n"
+		"docs/monitor.md).\n"
 		"\n"
 		"options:\n"
 		"  --name NAME       partition name, up to %d printable ASCII characters\n"
@@ -49,7 +51,9 @@ static void mon_usage(FILE *out)
 		"  --memory SIZE     guest RAM in bytes, or with a K, M or G suffix; a positive\n"
 		"                    multiple of 2 MiB, at most %llu GiB\n"
 		"  --mem-fd FD       use this memfd, exactly SIZE bytes, as guest RAM\n"
-		"  --cpus LIST       pin the vCPU to these host CPUs, e.g. 1 or 0,2-3\n"
+		"  --cpus LIST       host CPUs, e.g. 1 or 0,2-3 (at most %d for --kernel): an\n"
+		"                    image's vCPU is pinned to all of them; a kernel gets one\n"
+		"                    vCPU per CPU, each pinned to its own\n"
 		"  --cmdline STRING  arguments for the guest, in its boot information\n"
 		"  --event-fd FD     write JSON event lines to FD (default: stderr)\n"
 		"  --region NAME,KIND,GPA,SIZE,FD,rw|ro\n"
@@ -82,7 +86,7 @@ static void mon_usage(FILE *out)
 		"exit status: 0 the guest exited through the system-control device (its status\n"
 		"is in the exit event), 1 the partition faulted, 2 set-up error, 3 the guest\n"
 		"asked for a reset.\n",
-		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30, BH_BOOTINFO_REGIONS,
+		BH_NAME_MAX, BH_IMAGE_BASE, MON_MEM_MAX >> 30, MON_VCPUS_MAX, BH_BOOTINFO_REGIONS,
 		MON_DEVICES_MAX, VCPU_IGNORED_REPORTS, MON_WATCHDOG_MIN_NS, WD_IGNORED_REPORTS);
 }
 
@@ -218,6 +222,26 @@ static const char *mon_default_name(const char *image, char *buf, size_t size)
 	memcpy(buf, base, n);
 	buf[n] = 0;
 	return buf;
+}
+
+/* How many vCPUs, each pinned where: one for an image (its runtime starts no other
+ * CPU), pinned to the whole set as the thread always was; for a kernel one per CPU
+ * of the list, vCPU i on the list's i-th CPU (one unpinned vCPU without --cpus).
+ * Returns -1 to go on, or the exit code. */
+static int mon_parse_vcpus(struct mon_options *o, const cpu_set_t *cpus)
+{
+	o->nvcpus = 1;
+	o->vcpu_host[0] = -1;
+	if (!o->kernel || !o->cpus)
+		return -1;
+	if (CPU_COUNT(cpus) > MON_VCPUS_MAX)
+		return mon_fail(NULL, "--cpus %s: at most %d CPUs for --kernel (one vCPU each)",
+				o->cpus, MON_VCPUS_MAX);
+	o->nvcpus = 0;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, cpus))
+			o->vcpu_host[o->nvcpus++] = c;
+	return -1;
 }
 
 enum { OPT_NAME = 256, OPT_ID, OPT_IMAGE, OPT_KERNEL, OPT_INITRD, OPT_MEMORY, OPT_MEM_FD, OPT_CPUS, OPT_CMDLINE,
@@ -370,7 +394,7 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 	if (!mon_name_ok(o->name))
 		return mon_fail(NULL, "--name: '%s' is not 1 to %d printable ASCII characters",
 				o->name, BH_NAME_MAX);
-	return -1;
+	return mon_parse_vcpus(o, cpus);
 }
 
 /* KVM and memory, vCPU, devices, the image and the boot state, in that order. */
@@ -403,10 +427,10 @@ static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 	if (ret)
 		return mon_fail(m, "--region: %s", why ? why : strerror(-ret));
 	ret = mon_vcpu_create(m);
-	if (!ret)
-		ret = x86_cpuid_setup(m);
+	for (unsigned i = 0; !ret && i < m->nvcpus; i++)
+		ret = x86_cpuid_setup(m, &m->vcpu[i]);
 	if (ret)
-		return mon_fail(m, "cannot create the vCPU: %s", strerror(-ret));
+		return mon_fail(m, "cannot create %u vCPU(s): %s", o->nvcpus, strerror(-ret));
 	ret = uart_init(&m->uart, m, &m->io, STDOUT_FILENO);
 	if (!ret)
 		ret = pci_init(&m->pci, &m->io);
@@ -442,8 +466,10 @@ static int mon_setup(struct mon *m, const cpu_set_t *cpus)
 int mon_cmd_monitor(int argc, char **argv)
 {
 	struct mon_options opt;
-	struct mon m = { .opt = &opt, .kvm_fd = -1, .vm_fd = -1, .vcpu_fd = -1, .mem_fd = -1,
-			 .event_fd = -1, .ctl.fd = -1, .watchdog.tfd = -1 };
+	struct mon m = { .opt = &opt, .kvm_fd = -1, .vm_fd = -1, .mem_fd = -1,
+			 .event_fd = -1, .ctl.fd = -1, .watchdog.tfd = -1,
+			 .io_lock = PTHREAD_MUTEX_INITIALIZER,
+			 .stop_lock = PTHREAD_MUTEX_INITIALIZER };
 	char name_buf[BH_NAME_MAX + 1];
 	cpu_set_t cpus;
 	int ret;
@@ -472,14 +498,20 @@ int mon_cmd_monitor(int argc, char **argv)
 		mon_vm_destroy(&m);
 		return mon_fail(&m, "cannot start the I/O thread: %s", strerror(-ret));
 	}
+	ret = mon_vcpus_start(&m);
+	if (ret) {
+		mon_fail(&m, "cannot start the vCPU threads: %s", strerror(-ret));
+		_exit(MON_EXIT_SETUP);      /* the I/O thread runs: no clean-up to race it */
+	}
 	ret = sandbox_enter(&m);
 	if (ret) {
-		mon_vm_destroy(&m);
-		return mon_fail(&m, "cannot enter the seccomp sandbox: %s", strerror(-ret));
+		mon_fail(&m, "cannot enter the seccomp sandbox: %s", strerror(-ret));
+		_exit(MON_EXIT_SETUP);      /* vCPU threads sit in KVM_RUN: leave them to exit */
 	}
 	ev_emit(&m, "start", "\"id\":%u,\"memory\":%" PRIu64 ",\"entry\":\"0x%" PRIx64 "\"",
 		opt.id, opt.mem_size, m.entry);
-	ret = mon_vcpu_run(&m);
+	mon_vcpus_run(&m);
+	ret = m.run_error;
 	switch (m.stop) {
 	case MON_STOP_EXIT:
 		ev_emit(&m, "exit", "\"status\":%u", m.exit_status);

@@ -7,6 +7,7 @@
 #define BH_MON_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +38,8 @@ enum { MON_EXIT_OK = 0, MON_EXIT_FAULT = 1, MON_EXIT_SETUP = 2, MON_EXIT_RESET =
 #define MON_TSS_ADDR          0xFEFFD000UL
 
 #define MON_MEM_MAX           (63ULL << 30)  /* 64 page directories, minus the hole */
+#define MON_VCPUS_MAX         64     /* as many as the MADT and the MP table can list */
+#define MON_KICK_SIGNAL       SIGUSR1  /* takes a vCPU thread out of KVM_RUN to stop */
 #define VCPU_IGNORED_REPORTS  16     /* ignored violations reported as events */
 #define MON_NAME_JSON_MAX     (BH_NAME_MAX * 6 + 3)
 
@@ -72,6 +75,10 @@ struct mon_options {
 	uint64_t    mem_size;
 	int         mem_fd;       /* -1: the monitor creates its own memfd */
 	const char *cpus;         /* NULL: no pinning */
+	/* vCPUs: 1 for a bare-metal image (its one thread pinned to all of --cpus); for
+	 * --kernel one per CPU of --cpus, vCPU i pinned to host CPU vcpu_host[i] */
+	unsigned    nvcpus;
+	int         vcpu_host[MON_VCPUS_MAX];     /* -1: not pinned on its own */
 	const char *cmdline;
 	int         event_fd;
 	struct mon_region regions[BH_BOOTINFO_REGIONS];
@@ -105,18 +112,31 @@ struct mon_acpi_pm {
 	uint16_t pm1_en, pm1_cnt;
 };
 
+/* One vCPU: its KVM fd and kvm_run page, and the thread that runs it (vCPU 0, the
+ * bootstrap processor, runs on the monitor's main thread). */
+struct mon_vcpu {
+	struct mon     *m;
+	unsigned        index;    /* KVM vCPU id, APIC id and ACPI processor UID */
+	int             fd;
+	struct kvm_run *run;
+	pthread_t       thread;
+	bool            started;  /* thread is running (or, for vCPU 0, will run) it */
+	int             err;      /* -errno when KVM_RUN itself failed */
+};
+
 struct mon {
 	const struct mon_options *opt;
 	char      name_json[MON_NAME_JSON_MAX];   /* the name as a JSON string, quoted */
 
 	/* KVM and guest memory (vm.c) */
-	int       kvm_fd, vm_fd, vcpu_fd;
+	int       kvm_fd, vm_fd;
 	int       mem_fd;
 	uint8_t  *ram;            /* the whole memfd mapped: low RAM, then high RAM */
 	uint64_t  mem_size;
 	uint64_t  low_size;       /* RAM at guest-physical 0 */
 	uint64_t  high_size;      /* RAM at BH_HIGH_RAM_BASE */
-	struct kvm_run *run;
+	struct mon_vcpu vcpu[MON_VCPUS_MAX];
+	unsigned  nvcpus;
 	size_t    run_size;
 	uint64_t  tsc_khz;
 
@@ -155,10 +175,16 @@ struct mon {
 		struct iot_source src;
 	} watchdog;
 
-	/* run state (vcpu.c) */
+	/* Port and MMIO dispatch: one vCPU thread at a time runs any device handler (the
+	 * devices were written for one vCPU; the I/O thread has its own per-device locks). */
+	pthread_mutex_t io_lock;
+
+	/* run state (vcpu.c): the first mon_stop wins; stop is read with __atomic loads */
+	pthread_mutex_t stop_lock;
 	enum mon_stop stop;
 	uint32_t  exit_status;
-	uint64_t  ignored_violations;
+	int       run_error;      /* MON_STOP_ERROR: KVM_RUN's -errno */
+	uint64_t  ignored_violations;     /* __atomic */
 	int       event_fd;
 };
 
@@ -178,7 +204,10 @@ void mon_boot_free(struct mon *m);
 int mon_boot_info(struct mon *m);
 
 /* vcpu.c */
-int mon_vcpu_run(struct mon *m);
+bool mon_stop(struct mon *m, enum mon_stop why, uint32_t status);
+int mon_vcpus_start(struct mon *m);
+void mon_vcpus_run(struct mon *m);
+void mon_vcpus_join(struct mon *m);
 int mon_irq_line(struct mon *m, unsigned irq, int level);
 
 /* sysctl.c */
@@ -228,7 +257,7 @@ int ctl_start(struct mon *m);
 int sandbox_enter(struct mon *m);
 
 /* x86/ */
-int x86_cpuid_setup(struct mon *m);
+int x86_cpuid_setup(struct mon *m, struct mon_vcpu *v);
 int x86_longmode_setup(struct mon *m);
 
 #endif

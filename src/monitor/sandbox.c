@@ -1,8 +1,9 @@
 /*
  * The monitor's seccomp sandbox, entered after set-up and before the first KVM_RUN:
- * an allowlist of what the run loop and the I/O thread need. No open, no exec, no new
- * processes or threads, no new sockets; ioctl only with the few KVM requests the loop
- * and the virtio devices issue. Anything else kills the process.
+ * an allowlist of what the vCPU threads and the I/O thread need. No open, no exec, no new
+ * processes or threads, no new sockets, no signal but the vCPUs' kick; ioctl only with
+ * the few KVM requests the loop and the virtio devices issue. Anything else kills the
+ * process.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -19,7 +20,9 @@
  * (sendmsg, recvmsg and recv, which is recvfrom; close for descriptors a server
  * sends unasked). A restarted server's connection arrives on the control socket
  * (recvmsg) and gets fresh eventfds (eventfd2) and the socket timeouts (setsockopt,
- * those two options only). The watchdog re-arms its timerfd (timerfd_settime). */
+ * those two options only). The watchdog re-arms its timerfd (timerfd_settime). The
+ * vCPU threads exist before the sandbox; stopping them is pthread_kill (getpid, and
+ * tgkill with the kick signal only, below) and pthread_join (futex). */
 static const int sandbox_syscalls[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(writev),
 	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
@@ -28,7 +31,7 @@ static const int sandbox_syscalls[] = {
 	SCMP_SYS(futex), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
 	SCMP_SYS(restart_syscall), SCMP_SYS(clock_gettime), SCMP_SYS(sigaltstack),
 	SCMP_SYS(brk), SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(eventfd2),
-	SCMP_SYS(timerfd_settime),
+	SCMP_SYS(timerfd_settime), SCMP_SYS(getpid),
 };
 
 /* setsockopt(fd, SOL_SOCKET, one of these, ...) on a reconnected server socket. */
@@ -72,6 +75,10 @@ int sandbox_enter(struct mon *m)
 	if (!ret)
 		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
 				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	/* A vCPU that stops the partition kicks the others out of KVM_RUN (vcpu.c). */
+	if (!ret)
+		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+				       SCMP_A2(SCMP_CMP_EQ, MON_KICK_SIGNAL));
 	if (!ret)
 		ret = seccomp_load(ctx);
 	seccomp_release(ctx);

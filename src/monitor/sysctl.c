@@ -20,11 +20,10 @@ static int sysctl_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, b
 		return -EINVAL;
 	switch (off) {
 	case SYSCTL_REG_EXIT:
-		m->exit_status = *val;
-		m->stop = MON_STOP_EXIT;
+		mon_stop(m, MON_STOP_EXIT, (uint32_t)*val);
 		return 0;
 	case SYSCTL_REG_RESET:
-		m->stop = MON_STOP_RESET;
+		mon_stop(m, MON_STOP_RESET, 0);
 		return 0;
 	case SYSCTL_REG_WATCHDOG:
 		wd_kick(m);     /* counted always; enforced with --watchdog (watchdog.c) */

@@ -1,7 +1,7 @@
 /*
  * The KVM VM of one partition: /dev/kvm, the VM with its in-kernel interrupt
  * controllers and PIT, guest RAM from a memfd (at 0, and above 4 GiB past the MMIO
- * hole), and the single vCPU with its shared kvm_run page.
+ * hole), and the vCPUs with their shared kvm_run pages.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -135,27 +135,41 @@ int mon_vm_create(struct mon *m)
 	return ret;
 }
 
+static int vm_vcpu_create(struct mon *m, struct mon_vcpu *v, unsigned index)
+{
+	*v = (struct mon_vcpu){ .m = m, .index = index, .fd = -1 };
+	v->fd = vm_ioctl(m->vm_fd, KVM_CREATE_VCPU, index);
+	if (v->fd < 0)
+		return v->fd;
+	v->run = mmap(NULL, m->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return -errno;
+	}
+	return 0;
+}
+
+/* The partition's vCPUs, 0 (the bootstrap processor) first: with the in-kernel LAPIC
+ * KVM starts the others in the wait-for-SIPI state. */
 int mon_vcpu_create(struct mon *m)
 {
-	int size;
+	int size, ret;
 
-	m->vcpu_fd = vm_ioctl(m->vm_fd, KVM_CREATE_VCPU, 0);
-	if (m->vcpu_fd < 0)
-		return m->vcpu_fd;
 	size = vm_ioctl(m->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (size < 0)
 		return size;
 	if ((size_t)size < sizeof(struct kvm_run))
 		return -EINVAL;
-	m->run = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->vcpu_fd, 0);
-	if (m->run == MAP_FAILED) {
-		m->run = NULL;
-		return -errno;
-	}
 	m->run_size = size;
+	for (unsigned i = 0; i < m->opt->nvcpus; i++) {
+		ret = vm_vcpu_create(m, &m->vcpu[i], i);
+		m->nvcpus = i + 1;
+		if (ret)
+			return ret;
+	}
 	/* The guest learns the TSC rate from boot information; 0 when KVM cannot say. */
 	if (vm_ioctl(m->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GET_TSC_KHZ) > 0) {
-		int khz = vm_ioctl(m->vcpu_fd, KVM_GET_TSC_KHZ, 0);
+		int khz = vm_ioctl(m->vcpu[0].fd, KVM_GET_TSC_KHZ, 0);
 
 		m->tsc_khz = khz > 0 ? (uint64_t)khz : 0;
 	}
@@ -175,19 +189,21 @@ void *mon_gpa(struct mon *m, uint64_t gpa, uint64_t len)
 
 void mon_vm_destroy(struct mon *m)
 {
-	if (m->run)
-		munmap(m->run, m->run_size);
+	for (unsigned i = 0; i < m->nvcpus; i++) {
+		if (m->vcpu[i].run)
+			munmap(m->vcpu[i].run, m->run_size);
+		if (m->vcpu[i].fd >= 0)
+			close(m->vcpu[i].fd);
+	}
+	m->nvcpus = 0;
 	if (m->ram)
 		munmap(m->ram, m->mem_size);
-	if (m->vcpu_fd >= 0)
-		close(m->vcpu_fd);
 	if (m->vm_fd >= 0)
 		close(m->vm_fd);
 	if (m->kvm_fd >= 0)
 		close(m->kvm_fd);
 	if (m->mem_fd >= 0 && m->mem_fd != m->opt->mem_fd)
 		close(m->mem_fd);
-	m->run = NULL;
 	m->ram = NULL;
-	m->vcpu_fd = m->vm_fd = m->kvm_fd = m->mem_fd = -1;
+	m->vm_fd = m->kvm_fd = m->mem_fd = -1;
 }

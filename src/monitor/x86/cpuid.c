@@ -1,6 +1,6 @@
 /*
- * CPUID of the partition's vCPU: what KVM supports on this host, with the APIC ids set
- * for vCPU 0 and the hypervisor bit set.
+ * CPUID of the partition's vCPUs: what KVM supports on this host, with each vCPU's
+ * APIC id (its index) and the hypervisor bit set.
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -33,7 +33,7 @@ static struct kvm_cpuid2 *cpuid_supported(int kvm_fd, int *err)
 	return NULL;
 }
 
-int x86_cpuid_setup(struct mon *m)
+int x86_cpuid_setup(struct mon *m, struct mon_vcpu *v)
 {
 	int ret = 0;
 	struct kvm_cpuid2 *c = cpuid_supported(m->kvm_fd, &ret);
@@ -45,16 +45,19 @@ int x86_cpuid_setup(struct mon *m)
 
 		switch (e->function) {
 		case 1:
-			e->ebx &= ~CPUID_1_EBX_APIC_ID;    /* initial APIC id 0 */
+			e->ebx = (e->ebx & ~CPUID_1_EBX_APIC_ID) | v->index << 24;
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
 			break;
 		case 0xb:
 		case 0x1f:
-			e->edx = 0;                        /* x2APIC id 0 */
+			e->edx = v->index;                 /* x2APIC id */
+			break;
+		case 0x8000001e:
+			e->eax = v->index;                 /* AMD extended APIC id */
 			break;
 		}
 	}
-	ret = ioctl(m->vcpu_fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+	ret = ioctl(v->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
 	free(c);
 	return ret;
 }

@@ -1,7 +1,7 @@
 /*
  * x86-64 entry state: a flat GDT, identity page tables with 2 MiB pages (1 GiB pages
  * triple-fault on this project's KVM), and the vCPU registers for a direct start in
- * 64-bit long mode at the image's entry point.
+ * 64-bit long mode at the image's entry point (vCPU 0; the others wait for a SIPI).
  */
 #include <errno.h>
 #include <linux/kvm.h>
@@ -97,7 +97,7 @@ static int x86_sregs(struct mon *m)
 {
 	struct kvm_sregs sr;
 
-	if (ioctl(m->vcpu_fd, KVM_GET_SREGS, &sr) < 0)
+	if (ioctl(m->vcpu[0].fd, KVM_GET_SREGS, &sr) < 0)
 		return -errno;
 	bool lx = m->boot_params != 0;
 
@@ -114,7 +114,7 @@ static int x86_sregs(struct mon *m)
 	sr.cr3 = BH_PML4_ADDR;
 	sr.cr4 = X86_CR4_PAE;
 	sr.efer = X86_EFER_LME | X86_EFER_LMA;
-	if (ioctl(m->vcpu_fd, KVM_SET_SREGS, &sr) < 0)
+	if (ioctl(m->vcpu[0].fd, KVM_SET_SREGS, &sr) < 0)
 		return -errno;
 	return 0;
 }
@@ -131,7 +131,20 @@ static int x86_regs(struct mon *m)
 		.rflags = X86_RFLAGS_RESERVED,
 	};
 
-	return ioctl(m->vcpu_fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
+	return ioctl(m->vcpu[0].fd, KVM_SET_REGS, &r) < 0 ? -errno : 0;
+}
+
+/* The other vCPUs wait for the guest's INIT and start-up IPIs through the in-kernel
+ * LAPIC (KVM resets their registers for the INIT): KVM already creates them so, said
+ * again here rather than relied upon. */
+static int x86_aps_wait_for_sipi(struct mon *m)
+{
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_UNINITIALIZED };
+
+	for (unsigned i = 1; i < m->nvcpus; i++)
+		if (ioctl(m->vcpu[i].fd, KVM_SET_MP_STATE, &mp) < 0)
+			return -errno;
+	return 0;
 }
 
 int x86_longmode_setup(struct mon *m)
@@ -149,5 +162,7 @@ int x86_longmode_setup(struct mon *m)
 		ret = x86_sregs(m);
 	if (!ret)
 		ret = x86_regs(m);
+	if (!ret)
+		ret = x86_aps_wait_for_sipi(m);
 	return ret;
 }
