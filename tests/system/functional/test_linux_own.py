@@ -143,6 +143,47 @@ BLK_SCRIPT = (
     "echo I $(grep -E 'virtio[0-9]+(-req\\.0)?$' /proc/interrupts)")
 
 
+# Two vCPUs: how many CPUs Linux sees, which CPU a process pinned with taskset runs on
+# (field 39 of /proc/self/stat, read by the pinned process itself), and /proc/stat's
+# busy time (user + system ticks) of each CPU since boot.
+SMP_SCRIPT = (
+    "echo NPROC $(nproc); "
+    "echo CPUINFO $(grep -c ^processor /proc/cpuinfo); "
+    "for c in 0 1; do echo ON $c $(taskset -c $c cut -d ' ' -f 39 /proc/self/stat); done; "
+    "echo BUSY $(awk '/^cpu[01] /{printf \"%s %d \", $1, $2 + $4}' /proc/stat)")
+
+
+def test_linux_two_vcpus(images, bulkhead, tmp_path):
+    """A Linux partition with cpus: [0, 1] gets two vCPUs (one thread each, pinned),
+    brings the second up through INIT/SIPI, runs a process on each and exits 0."""
+    run64 = base64.b64encode(SMP_SCRIPT.encode()).decode()
+    system = tmp_path / "linux-smp.yaml"
+    system.write_text(f"""system:
+  name: linux-smp
+  cpus: [0, 1]
+  log_dir: {tmp_path / 'log'}
+partitions:
+  - name: smp
+    kernel: {GUEST / 'vmlinuz'}
+    initrd: {GUEST / 'initramfs.cpio.gz'}
+    cmdline: 'console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS} bh.run64={run64}'
+    cpus: [0, 1]
+    memory: 256M
+""")
+    status, out, err = run_system(images, bulkhead, system)
+    assert status == 0, out + err
+    assert re.search(r"^smp\s+\| NPROC 2$", out, re.M), out
+    assert re.search(r"^smp\s+\| CPUINFO 2$", out, re.M), out
+    assert re.search(r"^smp\s+\| ON 0 0$", out, re.M), out
+    assert re.search(r"^smp\s+\| ON 1 1$", out, re.M), out
+    busy = re.search(r"^smp\s+\| BUSY cpu0 (\d+) cpu1 (\d+)\s*$", out, re.M)
+    assert busy and int(busy.group(1)) > 0 and int(busy.group(2)) > 0, out
+    assert re.search(r"^smp\s+\| bh: exit status 0$", out, re.M), out
+    assert re.search(r"^  smp\s+exited with status 0$", out, re.M), out
+    print(f"Linux on two vCPUs of bulkhead's monitor, mode {images}: "
+          f"busy ticks since boot cpu0 {busy.group(1)}, cpu1 {busy.group(2)}")
+
+
 def test_linux_blk_write_verify_window_and_shared(images, bulkhead, tmp_path):
     """Linux's own virtio-blk driver on bulkhead's blk server: one partition in window
     isolation (the server never maps its RAM), one in shared isolation, each on an
