@@ -17,7 +17,6 @@ isolation mode, alternating; figures are medians (boot over every partition of e
 run, RTT over every echo of a mode). Writes build/bench/linux_own.json. Skips (with a
 JSON saying why) only when the rig or the guest image cannot be built."""
 import base64
-import importlib.util
 import json
 import os
 import pathlib
@@ -29,6 +28,8 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "system"))
+import linuxsys  # noqa: E402
 BUILD = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "build").resolve()
 BULKHEAD = BUILD / "bulkhead"
 GUEST = BUILD / "guest"
@@ -37,9 +38,6 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 PINGS = int(os.environ.get("BENCH_PINGS", "20"))
 DD_MIB = int(os.environ.get("BENCH_DD_MIB", "32"))
 TIMEOUT = 400
-# The rig's KVM runs on TCG-emulated SVM: the inner kernel needs these (docs/rig.md).
-RIG_TIMER_ARGS = ("no_timer_check lpj=4000000 tsc=reliable clocksource=tsc "
-                  "tsc_early_khz=2000000 noapictimer nolapic_timer")
 
 BOOT = "echo B $(dmesg | sed -n 's/^\\[ *\\([0-9.]*\\)\\] Run \\/init as init process.*/\\1/p'); "
 A_CMD = (
@@ -58,15 +56,7 @@ DD_RE = re.compile(r"^a\s+\| D (\d+) (\d+) (\d+) (\d+)$", re.M)
 RTT_RE = re.compile(r"^a\s+\| R ([\d.]+)$", re.M)
 
 
-def load_runner():
-    spec = importlib.util.spec_from_file_location("rig_run", ROOT / "rig" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def system_file(tmp, mode):
-    cmd = f"console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS}"
     blocks = DD_MIB * 16
     a64 = base64.b64encode(A_CMD.format(blocks=blocks, pings=PINGS).encode()).decode()
     b64 = base64.b64encode(B_CMD.encode()).decode()
@@ -84,26 +74,11 @@ io_servers:
 networks:
   - {{name: lan0, server: netio}}
 partitions:
-  - name: a
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: '{cmd} bh.ip=10.0.0.1/24 bh.run64={a64}'
-    cpus: [0]
-    memory: 256M
-    isolation: {mode}
-    devices:
-      - {{type: blk, server: blkio, disk: d}}
-      - {{type: net, network: lan0}}
-  - name: b
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: '{cmd} bh.ip=10.0.0.2/24 bh.run64={b64}'
-    cpus: [1]
-    memory: 256M
-    isolation: {mode}
-    devices:
-      - {{type: net, network: lan0}}
-""")
+""" + linuxsys.partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation=mode,
+                         devices=["{type: blk, server: blkio, disk: d}",
+                                  "{type: net, network: lan0}"])
+      + linuxsys.partition("b", GUEST, f"bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
+                           isolation=mode, devices=["{type: net, network: lan0}"]))
     return path
 
 
@@ -143,7 +118,7 @@ def skip(why):
 
 
 def main():
-    runner = load_runner()
+    runner = linuxsys.load_runner()
     kvm, why = runner.kvm_mode()
     builders = [ROOT / "guest" / "build.py"] + ([ROOT / "rig" / "build.py"]
                                                  if kvm == "rig" else [])

@@ -8,7 +8,6 @@ the rig (rig/run.py, docs/rig.md); elsewhere directly. rig/run.py's kvm_mode() d
 and the test prints which mode it used. Nothing is skipped."""
 import base64
 import hashlib
-import importlib.util
 import os
 import re
 import signal
@@ -18,23 +17,13 @@ import time
 import pytest
 
 from conftest import ROOT
+from linuxsys import load_runner, partition
 
 PYTHON = "/usr/bin/python3"
 RUNNER = ROOT / "rig" / "run.py"
 GUEST = ROOT / "build" / "guest"
 TIMEOUT = 600
 
-# The rig's KVM runs on TCG-emulated SVM: without these the inner kernel hangs in its
-# timer set-up there (docs/rig.md). Harmless on a real host.
-RIG_TIMER_ARGS = ("no_timer_check lpj=4000000 tsc=reliable clocksource=tsc "
-                  "tsc_early_khz=2000000 noapictimer nolapic_timer")
-
-
-def load_runner():
-    spec = importlib.util.spec_from_file_location("rig_run", RUNNER)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
@@ -86,26 +75,15 @@ def test_linux_boots_to_init_and_exits_with_its_status(images, bulkhead, tmp_pat
     """Two Linux partitions at once: one runs a command and exits 0, the other exits 3.
     Each partition's summary carries its command's status, so 'bulkhead run' ends 1.
     Linux's clock is the host's, from the monitor's CMOS real-time clock."""
-    cmdline = f"console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS}"
     system = tmp_path / "linux-own.yaml"
     system.write_text(f"""system:
   name: linux-own
   cpus: [0, 1]
   log_dir: {tmp_path / 'log'}
 partitions:
-  - name: good
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: '{cmdline} bh.run="echo hello from $(uname -s) $(uname -r); cat /proc/cmdline; date -u +year=%Y"'
-    cpus: [0]
-    memory: 256M
-  - name: bad
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: '{cmdline} bh.run="echo failing on purpose; exit 3"'
-    cpus: [1]
-    memory: 256M
-""")
+""" + partition("good", GUEST, 'bh.run="echo hello from $(uname -s) $(uname -r); '
+                'cat /proc/cmdline; date -u +year=%Y"')
+      + partition("bad", GUEST, 'bh.run="echo failing on purpose; exit 3"', cpus="[1]"))
     start = time.monotonic()
     status, out, err = run_system(images, bulkhead, system)
     secs = time.monotonic() - start
@@ -163,13 +141,7 @@ def test_linux_two_vcpus(images, bulkhead, tmp_path):
   cpus: [0, 1]
   log_dir: {tmp_path / 'log'}
 partitions:
-  - name: smp
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: 'console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS} bh.run64={run64}'
-    cpus: [0, 1]
-    memory: 256M
-""")
+""" + partition("smp", GUEST, f"bh.run64={run64}", cpus="[0, 1]"))
     status, out, err = run_system(images, bulkhead, system)
     assert status == 0, out + err
     assert re.search(r"^smp\s+\| NPROC 2$", out, re.M), out
@@ -205,22 +177,15 @@ def test_linux_blk_write_verify_window_and_shared(images, bulkhead, tmp_path):
     disk.write_bytes(bytes(data))
     heads = [hashlib.md5(data[s * slice_mib << 20:(s * slice_mib << 20) + (1 << 20)]).hexdigest()
              for s in range(2)]
-    cmdline = f"console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS}"
     parts = ""
     for i, (name, mode, extra, tail) in enumerate((
             ("win", "window", "", "; echo powering off; poweroff -f"),
             ("shr", "shared", " pci=nomsi", ""))):
         run64 = base64.b64encode((BLK_SCRIPT + tail).encode()).decode()
-        parts += f"""  - name: {name}
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: '{cmdline}{extra} bh.run64={run64}'
-    cpus: [{i}]
-    memory: 256M
-    isolation: {mode}
-    devices:
-      - {{type: blk, server: blkio, disk: d, offset: {i * slice_mib}M, size: {slice_mib}M}}
-"""
+        parts += partition(name, GUEST, f"{extra.strip()} bh.run64={run64}".strip(),
+                           cpus=f"[{i}]", isolation=mode,
+                           devices=[f"{{type: blk, server: blkio, disk: d, "
+                                    f"offset: {i * slice_mib}M, size: {slice_mib}M}}"])
     system = tmp_path / "linux-blk.yaml"
     system.write_text(f"""system:
   name: linux-blk
@@ -319,16 +284,8 @@ io_servers:
     disks:
       - {{name: d, file: {disk}, size: 8M}}
 partitions:
-  - name: lx
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: 'console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS} bh.run64={run64}'
-    cpus: [1]
-    memory: 256M
-    isolation: window
-    devices:
-      - {{type: blk, server: blkio, disk: d}}
-""")
+""" + partition("lx", GUEST, f"bh.run64={run64}", cpus="[1]", isolation="window",
+                devices=["{type: blk, server: blkio, disk: d}"]))
     status, out, err = run_system(images, bulkhead, system, helper)
     assert status == 0, out + err
     assert re.search(r"^rig: helper exit status 0$", out, re.M), out
@@ -370,14 +327,9 @@ def test_linux_panic_is_a_reset_restarted_per_health(images, bulkhead, tmp_path)
   cpus: [0, 1]
   log_dir: {log}
 partitions:
-  - name: lx
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: 'console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS} bh.run="echo panicking; echo c >/proc/sysrq-trigger; echo still here"'
-    cpus: [1]
-    memory: 256M
-    health: {{on_fault: restart, max_restarts: 1}}
-""")
+""" + partition("lx", GUEST, 'bh.run="echo panicking; echo c >/proc/sysrq-trigger; '
+                'echo still here"', cpus="[1]",
+                more="    health: {on_fault: restart, max_restarts: 1}\n"))
     status, out, err = run_system(images, bulkhead, system, helper)
     assert status == 1, out + err
     assert len(re.findall(r"^lx\s+\| panicking$", out, re.M)) == 2, out
@@ -417,7 +369,6 @@ def test_linux_net_rng_console_window(images, bulkhead, tmp_path):
     compress) and prints a line through /dev/hvc0 (the console server's, which the
     supervisor shows with the partition's console)."""
     pings = 10
-    cmd = f"console=ttyS0 panic=-1 quiet {RIG_TIMER_ARGS}"
     a64 = base64.b64encode(NET_A.format(pings=pings).encode()).decode()
     b64 = base64.b64encode(NET_B.encode()).decode()
     system = tmp_path / "linux-net.yaml"
@@ -432,27 +383,11 @@ io_servers:
 networks:
   - {{name: lan0, server: netio}}
 partitions:
-  - name: a
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: '{cmd} bh.ip=10.0.0.1/24 bh.run64={a64}'
-    cpus: [0]
-    memory: 256M
-    isolation: window
-    devices:
-      - {{type: net, network: lan0}}
-      - {{type: rng, server: rngio}}
-      - {{type: console, server: conio}}
-  - name: b
-    kernel: {GUEST / 'vmlinuz'}
-    initrd: {GUEST / 'initramfs.cpio.gz'}
-    cmdline: '{cmd} bh.ip=10.0.0.2/24 bh.run64={b64}'
-    cpus: [1]
-    memory: 256M
-    isolation: window
-    devices:
-      - {{type: net, network: lan0}}
-""")
+""" + partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation="window",
+                devices=["{type: net, network: lan0}", "{type: rng, server: rngio}",
+                         "{type: console, server: conio}"])
+      + partition("b", GUEST, f"bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
+                  isolation="window", devices=["{type: net, network: lan0}"]))
     status, out, err = run_system(images, bulkhead, system)
     assert status == 0, out + err
     got = {int(m.group(1)): m.groups() for m in PING_SUMMARY.finditer(out)}
