@@ -74,7 +74,8 @@ static int place_acpi(struct mon *m)
 {
 	struct acpi_config c = {
 		.ncpus = m->nvcpus, .lapic_addr = BH_LAPIC_ADDR, .ioapic_addr = BH_IOAPIC_ADDR,
-		.ioapic_id = 1, .ioapic_pins = LINUX_IOAPIC_PINS,
+		/* the next APIC ID after the vCPUs' (0..n-1), as in the MP table */
+		.ioapic_id = (uint8_t)m->nvcpus, .ioapic_pins = LINUX_IOAPIC_PINS,
 		.pci_pin_base = LINUX_PCI_PIN_BASE, .sci_irq = BH_ACPI_SCI_IRQ,
 		.rtc_century = LINUX_RTC_CENTURY,
 		.pm1a_evt = BH_ACPI_PM1A_EVT, .pm1a_cnt = BH_ACPI_PM1A_CNT,
