@@ -82,12 +82,15 @@ def port(partition, mac, network="lan", device=0, **kw):
 
 
 @contextlib.contextmanager
-def lan(bulkhead, conns, extra=(), **kw):
+def lan(bulkhead, conns, extra=(), device=lambda sock, devs: NetDevice(sock), **kw):
+    """A net server with conns, and a frontend device on each connection, made by
+    device(socket, the devices made so far); the server must end cleanly."""
     srv = NetServer(bulkhead, conns, extra, **kw)
     devs = []
     try:
         srv.wait_event("ready", connections=len(conns))
-        devs = [NetDevice(s) for s in srv.ours]
+        for sock in srv.ours:
+            devs.append(device(sock, devs))
         yield srv, devs
     finally:
         rc, err = srv.stop()
@@ -537,22 +540,15 @@ def masked_lan(bulkhead, masks, extra=(), **kw):
     """Ports p1, p2, p3 (A, B, C), p1 negotiating every feature offered, the others
     what is offered less masks[i]; rings of 256 entries, room for 64 KiB frames."""
     macs = [A, B, C]
-    srv = NetServer(bulkhead, [port(f"p{i + 1}", macs[i]) for i in range(len(masks))],
-                    extra, **kw)
-    devs = []
-    try:
-        srv.wait_event("ready", connections=len(masks))
-        for s, mask in zip(srv.ours, masks):
-            offered = devs[0].offered if devs else None
-            devs.append(NetDevice(s, num=256, mem_size=16 << 20,
-                                  features=None if offered is None else offered & ~mask))
-        yield srv, devs
-    finally:
-        rc, err = srv.stop()
-        for d in devs:
-            with contextlib.suppress(OSError):
-                d.mem.close()
-        assert rc == 0, err
+
+    def device(sock, devs):
+        offered = devs[0].offered if devs else None
+        mask = masks[len(devs)]
+        return NetDevice(sock, num=256, mem_size=16 << 20,
+                         features=None if offered is None else offered & ~mask)
+    with lan(bulkhead, [port(f"p{i + 1}", macs[i]) for i in range(len(masks))], extra,
+             device=device, **kw) as net:
+        yield net
 
 
 @pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
