@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "monitor/x86/acpi.h"
+#include "monitor/x86/table_writer.h"
 
 #define ACPI_ALIGN        16
 #define ACPI_FACS_ALIGN   64
@@ -111,102 +112,41 @@
 #define PCI_CONFIG_PORT       0xcf8
 #define PCI_CONFIG_LEN        8
 
-struct acpi_writer {
-	uint8_t *p;
-	size_t len, off;
-	bool ok;
-};
-
-static void put(struct acpi_writer *w, const void *src, size_t n)
-{
-	if (!w->ok || w->off + n > w->len) {
-		w->ok = false;
-		return;
-	}
-	memcpy(w->p + w->off, src, n);
-	w->off += n;
-}
-
-static void put8(struct acpi_writer *w, uint8_t v)
-{
-	put(w, &v, 1);
-}
-
-static void put16(struct acpi_writer *w, uint16_t v)
-{
-	put8(w, (uint8_t)v);
-	put8(w, (uint8_t)(v >> 8));
-}
-
-static void put32(struct acpi_writer *w, uint32_t v)
-{
-	put16(w, (uint16_t)v);
-	put16(w, (uint16_t)(v >> 16));
-}
-
-static void put64(struct acpi_writer *w, uint64_t v)
-{
-	put32(w, (uint32_t)v);
-	put32(w, (uint32_t)(v >> 32));
-}
-
-static void set16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void set32(uint8_t *p, uint32_t v)
-{
-	set16(p, (uint16_t)v);
-	set16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void set64(uint8_t *p, uint64_t v)
-{
-	set32(p, (uint32_t)v);
-	set32(p + 4, (uint32_t)(v >> 32));
-}
-
-static void align(struct acpi_writer *w, size_t a)
+static void align(struct tbl_writer *w, size_t a)
 {
 	while (w->ok && w->off % a)
-		put8(w, 0);
+		tbl_put8(w, 0);
 }
 
 uint8_t acpi_checksum(const uint8_t *p, size_t n)
 {
-	uint8_t sum = 0;
-
-	while (n--)
-		sum = (uint8_t)(sum + *p++);
-	return (uint8_t)-sum;
+	return tbl_checksum(p, n);
 }
 
 /* The common 36-byte header; length and checksum are set by table_end. */
-static size_t table_begin(struct acpi_writer *w, const char sig[4], uint8_t revision)
+static size_t table_begin(struct tbl_writer *w, const char sig[4], uint8_t revision)
 {
 	size_t at;
 
 	align(w, ACPI_ALIGN);
 	at = w->off;
-	put(w, sig, 4);
-	put32(w, 0);                            /* length */
-	put8(w, revision);
-	put8(w, 0);                             /* checksum */
-	put(w, ACPI_OEM_ID, 6);
-	put(w, ACPI_OEM_TABLE, 8);
-	put32(w, 1);                            /* OEM revision */
-	put(w, ACPI_CREATOR, 4);
-	put32(w, 1);                            /* creator revision */
+	tbl_put(w, sig, 4);
+	tbl_put32(w, 0);                            /* length */
+	tbl_put8(w, revision);
+	tbl_put8(w, 0);                             /* checksum */
+	tbl_put(w, ACPI_OEM_ID, 6);
+	tbl_put(w, ACPI_OEM_TABLE, 8);
+	tbl_put32(w, 1);                            /* OEM revision */
+	tbl_put(w, ACPI_CREATOR, 4);
+	tbl_put32(w, 1);                            /* creator revision */
 	return at;
 }
 
-static void table_end(struct acpi_writer *w, size_t at)
+static void table_end(struct tbl_writer *w, size_t at)
 {
 	if (!w->ok)
 		return;
-	set32(w->p + at + 4, (uint32_t)(w->off - at));
+	tbl_set32(w->p + at + 4, (uint32_t)(w->off - at));
 	w->p[at + 9] = acpi_checksum(w->p + at, w->off - at);
 }
 
@@ -214,15 +154,15 @@ static void table_end(struct acpi_writer *w, size_t at)
 
 /* A PkgLength is written after its contents are known: 4 bytes are reserved, then the
  * contents move down to follow the shortest encoding (ACPI 6.x, 20.2.4). */
-static size_t aml_open(struct acpi_writer *w)
+static size_t aml_open(struct tbl_writer *w)
 {
 	size_t at = w->off;
 
-	put32(w, 0);
+	tbl_put32(w, 0);
 	return at;
 }
 
-static void aml_close(struct acpi_writer *w, size_t at)
+static void aml_close(struct tbl_writer *w, size_t at)
 {
 	size_t body, total;
 	unsigned n;
@@ -247,104 +187,104 @@ static void aml_close(struct acpi_writer *w, size_t at)
 	w->off = at + n + body;
 }
 
-static void aml_int(struct acpi_writer *w, uint64_t v)
+static void aml_int(struct tbl_writer *w, uint64_t v)
 {
 	if (v <= 1) {
-		put8(w, v ? AML_ONE : AML_ZERO);
+		tbl_put8(w, v ? AML_ONE : AML_ZERO);
 	} else if (v <= 0xff) {
-		put8(w, AML_BYTE);
-		put8(w, (uint8_t)v);
+		tbl_put8(w, AML_BYTE);
+		tbl_put8(w, (uint8_t)v);
 	} else if (v <= 0xffff) {
-		put8(w, AML_WORD);
-		put16(w, (uint16_t)v);
+		tbl_put8(w, AML_WORD);
+		tbl_put16(w, (uint16_t)v);
 	} else if (v <= 0xffffffffu) {
-		put8(w, AML_DWORD);
-		put32(w, (uint32_t)v);
+		tbl_put8(w, AML_DWORD);
+		tbl_put32(w, (uint32_t)v);
 	} else {
-		put8(w, AML_QWORD);
-		put64(w, v);
+		tbl_put8(w, AML_QWORD);
+		tbl_put64(w, v);
 	}
 }
 
 /* Name(NAME, ...): the value follows. NAME is one 4-character segment. */
-static void aml_name(struct acpi_writer *w, const char seg[4])
+static void aml_name(struct tbl_writer *w, const char seg[4])
 {
-	put8(w, AML_NAME);
-	put(w, seg, 4);
+	tbl_put8(w, AML_NAME);
+	tbl_put(w, seg, 4);
 }
 
-static void word_addr(struct acpi_writer *w, uint8_t space, uint8_t type_flags,
+static void word_addr(struct tbl_writer *w, uint8_t space, uint8_t type_flags,
 		      uint16_t min, uint16_t max)
 {
-	put8(w, RES_WORD_ADDR);
-	put16(w, 13);                           /* bytes after the length field */
-	put8(w, space);
-	put8(w, RES_PRODUCER_FIXED);
-	put8(w, type_flags);
-	put16(w, 0);                            /* granularity */
-	put16(w, min);
-	put16(w, max);
-	put16(w, 0);                            /* translation offset */
-	put16(w, (uint16_t)(max - min + 1));
+	tbl_put8(w, RES_WORD_ADDR);
+	tbl_put16(w, 13);                           /* bytes after the length field */
+	tbl_put8(w, space);
+	tbl_put8(w, RES_PRODUCER_FIXED);
+	tbl_put8(w, type_flags);
+	tbl_put16(w, 0);                            /* granularity */
+	tbl_put16(w, min);
+	tbl_put16(w, max);
+	tbl_put16(w, 0);                            /* translation offset */
+	tbl_put16(w, (uint16_t)(max - min + 1));
 }
 
 /* _CRS of the root bridge: bus 0; the configuration ports; every other I/O port; the
  * PCI memory window. */
-static void pci_crs(struct acpi_writer *w, const struct acpi_config *c)
+static void pci_crs(struct tbl_writer *w, const struct acpi_config *c)
 {
 	uint8_t res[128];
-	struct acpi_writer r = { .p = res, .len = sizeof(res), .ok = true };
+	struct tbl_writer r = { .p = res, .len = sizeof(res), .ok = true };
 	size_t at;
 
 	word_addr(&r, RES_SPACE_BUS, 0, 0, 0);
-	put8(&r, RES_IO);
-	put8(&r, IO_DECODE16);
-	put16(&r, PCI_CONFIG_PORT);
-	put16(&r, PCI_CONFIG_PORT);
-	put8(&r, 1);                            /* alignment */
-	put8(&r, PCI_CONFIG_LEN);
+	tbl_put8(&r, RES_IO);
+	tbl_put8(&r, IO_DECODE16);
+	tbl_put16(&r, PCI_CONFIG_PORT);
+	tbl_put16(&r, PCI_CONFIG_PORT);
+	tbl_put8(&r, 1);                            /* alignment */
+	tbl_put8(&r, PCI_CONFIG_LEN);
 	word_addr(&r, RES_SPACE_IO, RES_IO_ENTIRE_RANGE, 0, PCI_CONFIG_PORT - 1);
 	word_addr(&r, RES_SPACE_IO, RES_IO_ENTIRE_RANGE, PCI_CONFIG_PORT + PCI_CONFIG_LEN,
 		  0xffff);
-	put8(&r, RES_DWORD_ADDR);
-	put16(&r, 23);
-	put8(&r, RES_SPACE_MEM);
-	put8(&r, RES_PRODUCER_FIXED);
-	put8(&r, RES_MEM_RW_UNCACHED);
-	put32(&r, 0);                           /* granularity */
-	put32(&r, c->pci_mmio_base);
-	put32(&r, c->pci_mmio_end);
-	put32(&r, 0);                           /* translation offset */
-	put32(&r, c->pci_mmio_end - c->pci_mmio_base + 1);
-	put8(&r, RES_END);
-	put8(&r, 0);                            /* no checksum */
+	tbl_put8(&r, RES_DWORD_ADDR);
+	tbl_put16(&r, 23);
+	tbl_put8(&r, RES_SPACE_MEM);
+	tbl_put8(&r, RES_PRODUCER_FIXED);
+	tbl_put8(&r, RES_MEM_RW_UNCACHED);
+	tbl_put32(&r, 0);                           /* granularity */
+	tbl_put32(&r, c->pci_mmio_base);
+	tbl_put32(&r, c->pci_mmio_end);
+	tbl_put32(&r, 0);                           /* translation offset */
+	tbl_put32(&r, c->pci_mmio_end - c->pci_mmio_base + 1);
+	tbl_put8(&r, RES_END);
+	tbl_put8(&r, 0);                            /* no checksum */
 	if (!r.ok) {
 		w->ok = false;
 		return;
 	}
 	aml_name(w, "_CRS");
-	put8(w, AML_BUFFER);
+	tbl_put8(w, AML_BUFFER);
 	at = aml_open(w);
 	aml_int(w, r.off);
-	put(w, res, r.off);
+	tbl_put(w, res, r.off);
 	aml_close(w, at);
 }
 
 /* _PRT: INTA# of every slot but the host bridge's to its IOAPIC pin, as a GSI (no
  * link devices). Each entry is Package { address (slot << 16 | 0xFFFF: any function),
  * pin (0: INTA#), source (0: a GSI), GSI }. */
-static void pci_prt(struct acpi_writer *w, const struct acpi_config *c)
+static void pci_prt(struct tbl_writer *w, const struct acpi_config *c)
 {
 	size_t at, e;
 
 	aml_name(w, "_PRT");
-	put8(w, AML_PACKAGE);
+	tbl_put8(w, AML_PACKAGE);
 	at = aml_open(w);
-	put8(w, PCI_SLOTS - 1);                 /* number of elements */
+	tbl_put8(w, PCI_SLOTS - 1);                 /* number of elements */
 	for (unsigned s = 1; s < PCI_SLOTS; s++) {
-		put8(w, AML_PACKAGE);
+		tbl_put8(w, AML_PACKAGE);
 		e = aml_open(w);
-		put8(w, 4);
+		tbl_put8(w, 4);
 		aml_int(w, (uint64_t)s << 16 | 0xffff);
 		aml_int(w, 0);
 		aml_int(w, 0);
@@ -354,22 +294,22 @@ static void pci_prt(struct acpi_writer *w, const struct acpi_config *c)
 	aml_close(w, at);
 }
 
-static void dsdt_body(struct acpi_writer *w, const struct acpi_config *c)
+static void dsdt_body(struct tbl_writer *w, const struct acpi_config *c)
 {
 	size_t scope, dev, pkg;
 
 	/* Scope (\_SB) { Device (PCI0) { _HID, _UID, _CRS, _PRT } } */
-	put8(w, AML_SCOPE);
+	tbl_put8(w, AML_SCOPE);
 	scope = aml_open(w);
-	put8(w, AML_ROOT);
-	put(w, "_SB_", 4);
-	put8(w, AML_EXT);
-	put8(w, AML_DEVICE);
+	tbl_put8(w, AML_ROOT);
+	tbl_put(w, "_SB_", 4);
+	tbl_put8(w, AML_EXT);
+	tbl_put8(w, AML_DEVICE);
 	dev = aml_open(w);
-	put(w, "PCI0", 4);
+	tbl_put(w, "PCI0", 4);
 	aml_name(w, "_HID");
-	put8(w, AML_DWORD);
-	put32(w, EISA_PNP0A03);
+	tbl_put8(w, AML_DWORD);
+	tbl_put32(w, EISA_PNP0A03);
 	aml_name(w, "_UID");
 	aml_int(w, 0);
 	pci_crs(w, c);
@@ -378,9 +318,9 @@ static void dsdt_body(struct acpi_writer *w, const struct acpi_config *c)
 	aml_close(w, scope);
 	/* Name (_S5, Package () { SLP_TYPa, SLP_TYPb, 0, 0 }): how to power off. */
 	aml_name(w, "_S5_");
-	put8(w, AML_PACKAGE);
+	tbl_put8(w, AML_PACKAGE);
 	pkg = aml_open(w);
-	put8(w, 4);
+	tbl_put8(w, 4);
 	aml_int(w, ACPI_S5_SLP_TYP);
 	aml_int(w, ACPI_S5_SLP_TYP);
 	aml_int(w, 0);
@@ -396,34 +336,34 @@ static void gas_io(uint8_t *p, uint16_t port, uint8_t bytes, uint8_t access)
 	p[1] = (uint8_t)(bytes * 8);            /* register bit width */
 	p[2] = 0;                               /* bit offset */
 	p[3] = access;
-	set64(p + 4, port);
+	tbl_set64(p + 4, port);
 }
 
-static size_t fadt(struct acpi_writer *w, const struct acpi_config *c, uint32_t facs,
+static size_t fadt(struct tbl_writer *w, const struct acpi_config *c, uint32_t facs,
 		   uint32_t dsdt)
 {
 	size_t at = table_begin(w, "FACP", FADT_REVISION);
 	uint8_t *f;
 
-	put(w, (uint8_t[ACPI_FADT_SIZE - ACPI_HEADER_SIZE]){ 0 },
+	tbl_put(w, (uint8_t[ACPI_FADT_SIZE - ACPI_HEADER_SIZE]){ 0 },
 	    ACPI_FADT_SIZE - ACPI_HEADER_SIZE);
 	if (!w->ok)
 		return at;
 	f = w->p + at;
 	/* The FACS is below 4 GiB: FIRMWARE_CTRL, and X_FIRMWARE_CTRL must stay 0. */
-	set32(f + FADT_FIRMWARE_CTRL, facs);
-	set32(f + FADT_DSDT, dsdt);
-	set16(f + FADT_SCI_INT, c->sci_irq);
+	tbl_set32(f + FADT_FIRMWARE_CTRL, facs);
+	tbl_set32(f + FADT_DSDT, dsdt);
+	tbl_set16(f + FADT_SCI_INT, c->sci_irq);
 	/* SMI_CMD stays 0: the platform is always in ACPI mode (no hand-over). */
-	set32(f + FADT_PM1A_EVT_BLK, c->pm1a_evt);
-	set32(f + FADT_PM1A_CNT_BLK, c->pm1a_cnt);
+	tbl_set32(f + FADT_PM1A_EVT_BLK, c->pm1a_evt);
+	tbl_set32(f + FADT_PM1A_CNT_BLK, c->pm1a_cnt);
 	f[FADT_PM1_EVT_LEN] = ACPI_PM1_EVT_LEN;
 	f[FADT_PM1_CNT_LEN] = ACPI_PM1_CNT_LEN;
-	set16(f + FADT_P_LVL2_LAT, FADT_LAT_NO_C2);
-	set16(f + FADT_P_LVL3_LAT, FADT_LAT_NO_C3);
+	tbl_set16(f + FADT_P_LVL2_LAT, FADT_LAT_NO_C2);
+	tbl_set16(f + FADT_P_LVL3_LAT, FADT_LAT_NO_C3);
 	f[FADT_CENTURY] = c->rtc_century;
-	set16(f + FADT_IAPC_BOOT_ARCH, IAPC_LEGACY_DEVICES | IAPC_NO_VGA);
-	set32(f + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON |
+	tbl_set16(f + FADT_IAPC_BOOT_ARCH, IAPC_LEGACY_DEVICES | IAPC_NO_VGA);
+	tbl_set32(f + FADT_FLAGS, FADT_F_WBINVD | FADT_F_PROC_C1 | FADT_F_PWR_BUTTON |
 	      FADT_F_SLP_BUTTON | (c->reset_port ? FADT_F_RESET_REG_SUP : 0));
 	/* Linux's first reboot method (also a panic's with panic=-1) is this register. */
 	if (c->reset_port) {
@@ -431,70 +371,70 @@ static size_t fadt(struct acpi_writer *w, const struct acpi_config *c, uint32_t 
 		f[FADT_RESET_VALUE] = c->reset_value;
 	}
 	f[FADT_MINOR_VERSION] = FADT_MINOR;
-	set64(f + FADT_X_DSDT, dsdt);
+	tbl_set64(f + FADT_X_DSDT, dsdt);
 	gas_io(f + FADT_X_PM1A_EVT_BLK, c->pm1a_evt, ACPI_PM1_EVT_LEN, GAS_ACCESS_WORD);
 	gas_io(f + FADT_X_PM1A_CNT_BLK, c->pm1a_cnt, ACPI_PM1_CNT_LEN, GAS_ACCESS_WORD);
 	table_end(w, at);
 	return at;
 }
 
-static void madt_iso(struct acpi_writer *w, uint8_t irq, uint32_t gsi, uint16_t flags)
+static void madt_iso(struct tbl_writer *w, uint8_t irq, uint32_t gsi, uint16_t flags)
 {
-	put8(w, MADT_ISO);
-	put8(w, 10);
-	put8(w, 0);                             /* bus: ISA */
-	put8(w, irq);
-	put32(w, gsi);
-	put16(w, flags);
+	tbl_put8(w, MADT_ISO);
+	tbl_put8(w, 10);
+	tbl_put8(w, 0);                             /* bus: ISA */
+	tbl_put8(w, irq);
+	tbl_put32(w, gsi);
+	tbl_put16(w, flags);
 }
 
-static size_t madt(struct acpi_writer *w, const struct acpi_config *c)
+static size_t madt(struct tbl_writer *w, const struct acpi_config *c)
 {
 	size_t at = table_begin(w, "APIC", MADT_REVISION);
 
-	put32(w, c->lapic_addr);
-	put32(w, MADT_PCAT_COMPAT);
+	tbl_put32(w, c->lapic_addr);
+	tbl_put32(w, MADT_PCAT_COMPAT);
 	for (unsigned i = 0; i < c->ncpus; i++) {
-		put8(w, MADT_LAPIC);
-		put8(w, 8);
-		put8(w, (uint8_t)i);                /* ACPI processor UID */
-		put8(w, (uint8_t)i);                /* APIC ID */
-		put32(w, MADT_LAPIC_ENABLED);
+		tbl_put8(w, MADT_LAPIC);
+		tbl_put8(w, 8);
+		tbl_put8(w, (uint8_t)i);                /* ACPI processor UID */
+		tbl_put8(w, (uint8_t)i);                /* APIC ID */
+		tbl_put32(w, MADT_LAPIC_ENABLED);
 	}
-	put8(w, MADT_IOAPIC);
-	put8(w, 12);
-	put8(w, c->ioapic_id);
-	put8(w, 0);
-	put32(w, c->ioapic_addr);
-	put32(w, 0);                            /* its first GSI */
+	tbl_put8(w, MADT_IOAPIC);
+	tbl_put8(w, 12);
+	tbl_put8(w, c->ioapic_id);
+	tbl_put8(w, 0);
+	tbl_put32(w, c->ioapic_addr);
+	tbl_put32(w, 0);                            /* its first GSI */
 	/* ISA IRQs are GSIs of the same number, KVM's default routing: the PIT's IRQ 0
 	 * arrives on pin 0 (not pin 2 as on PC chipsets), so there is no override for it.
 	 * The SCI is level triggered, active high (never raised: no ACPI events). */
 	madt_iso(w, c->sci_irq, c->sci_irq, INTI_ACTIVE_HIGH | INTI_LEVEL);
-	put8(w, MADT_LAPIC_NMI);
-	put8(w, 6);
-	put8(w, MADT_ALL_CPUS);
-	put16(w, 0);                            /* flags: as the bus says */
-	put8(w, LAPIC_LINT1);
+	tbl_put8(w, MADT_LAPIC_NMI);
+	tbl_put8(w, 6);
+	tbl_put8(w, MADT_ALL_CPUS);
+	tbl_put16(w, 0);                            /* flags: as the bus says */
+	tbl_put8(w, LAPIC_LINT1);
 	table_end(w, at);
 	return at;
 }
 
-static size_t facs(struct acpi_writer *w)
+static size_t facs(struct tbl_writer *w)
 {
 	size_t at;
 
 	align(w, ACPI_FACS_ALIGN);
 	at = w->off;
-	put(w, "FACS", 4);
-	put32(w, ACPI_FACS_SIZE);
-	put(w, (uint8_t[ACPI_FACS_SIZE - 8]){ 0 }, ACPI_FACS_SIZE - 8);
+	tbl_put(w, "FACS", 4);
+	tbl_put32(w, ACPI_FACS_SIZE);
+	tbl_put(w, (uint8_t[ACPI_FACS_SIZE - 8]){ 0 }, ACPI_FACS_SIZE - 8);
 	if (w->ok)
 		w->p[at + 32] = FACS_VERSION;
 	return at;
 }
 
-static size_t dsdt(struct acpi_writer *w, const struct acpi_config *c)
+static size_t dsdt(struct tbl_writer *w, const struct acpi_config *c)
 {
 	size_t at = table_begin(w, "DSDT", DSDT_REVISION);
 
@@ -504,16 +444,16 @@ static size_t dsdt(struct acpi_writer *w, const struct acpi_config *c)
 }
 
 /* XSDT (64-bit entries) or RSDT (32-bit) listing the tables at the given offsets. */
-static size_t sdt(struct acpi_writer *w, bool x, uint32_t gpa, const size_t *tables,
+static size_t sdt(struct tbl_writer *w, bool x, uint32_t gpa, const size_t *tables,
 		  unsigned n)
 {
 	size_t at = table_begin(w, x ? "XSDT" : "RSDT", x ? XSDT_REVISION : RSDT_REVISION);
 
 	for (unsigned i = 0; i < n; i++) {
 		if (x)
-			put64(w, gpa + tables[i]);
+			tbl_put64(w, gpa + tables[i]);
 		else
-			put32(w, (uint32_t)(gpa + tables[i]));
+			tbl_put32(w, (uint32_t)(gpa + tables[i]));
 	}
 	table_end(w, at);
 	return at;
@@ -521,7 +461,7 @@ static size_t sdt(struct acpi_writer *w, bool x, uint32_t gpa, const size_t *tab
 
 size_t acpi_build(uint8_t *buf, size_t len, uint32_t gpa, const struct acpi_config *c)
 {
-	struct acpi_writer w = { .p = buf, .len = len, .ok = true };
+	struct tbl_writer w = { .p = buf, .len = len, .ok = true };
 	size_t t_facs, t_dsdt, t_xsdt, t_rsdt, tables[2];
 	uint8_t *rsdp;
 
@@ -530,7 +470,7 @@ size_t acpi_build(uint8_t *buf, size_t len, uint32_t gpa, const struct acpi_conf
 	    c->pci_mmio_end <= c->pci_mmio_base || gpa % ACPI_ALIGN)
 		return 0;
 	/* The RSDP first (36 bytes, filled in last), then the tables. */
-	put(&w, (uint8_t[ACPI_RSDP_SIZE]){ 0 }, ACPI_RSDP_SIZE);
+	tbl_put(&w, (uint8_t[ACPI_RSDP_SIZE]){ 0 }, ACPI_RSDP_SIZE);
 	t_facs = facs(&w);
 	t_dsdt = dsdt(&w, c);
 	tables[0] = fadt(&w, c, gpa + (uint32_t)t_facs, gpa + (uint32_t)t_dsdt);
@@ -544,9 +484,9 @@ size_t acpi_build(uint8_t *buf, size_t len, uint32_t gpa, const struct acpi_conf
 	memcpy(rsdp, "RSD PTR ", 8);
 	memcpy(rsdp + 9, ACPI_OEM_ID, 6);
 	rsdp[15] = RSDP_REVISION;
-	set32(rsdp + 16, gpa + (uint32_t)t_rsdt);
-	set32(rsdp + 20, ACPI_RSDP_SIZE);
-	set64(rsdp + 24, gpa + (uint64_t)t_xsdt);
+	tbl_set32(rsdp + 16, gpa + (uint32_t)t_rsdt);
+	tbl_set32(rsdp + 20, ACPI_RSDP_SIZE);
+	tbl_set64(rsdp + 24, gpa + (uint64_t)t_xsdt);
 	rsdp[8] = acpi_checksum(rsdp, 20);      /* ACPI 1.0 part */
 	rsdp[32] = acpi_checksum(rsdp, ACPI_RSDP_SIZE);
 	return w.off;

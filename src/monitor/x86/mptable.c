@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "monitor/x86/mptable.h"
+#include "monitor/x86/table_writer.h"
 
 #define MPF_SIZE          16
 #define MPC_HEADER_SIZE   44
@@ -29,65 +30,28 @@ enum { MP_INT = 0, MP_NMI = 1, MP_EXTINT = 3 };
 /* Polarity and trigger (bits 0-1, 2-3): PCI lines are active low, level triggered. */
 #define PCI_IRQ_FLAGS     (0x3 | 0x3 << 2)
 
+/* The table writer and the count of entries written, for the header. */
 struct mpt_writer {
-	uint8_t *p;
-	size_t len, off;
+	struct tbl_writer t;
 	unsigned entries;
-	bool ok;
 };
-
-static void put(struct mpt_writer *w, const void *src, size_t n)
-{
-	if (!w->ok || w->off + n > w->len) {
-		w->ok = false;
-		return;
-	}
-	memcpy(w->p + w->off, src, n);
-	w->off += n;
-}
-
-static void put8(struct mpt_writer *w, uint8_t v)
-{
-	put(w, &v, 1);
-}
-
-static void put16(struct mpt_writer *w, uint16_t v)
-{
-	put8(w, (uint8_t)v);
-	put8(w, (uint8_t)(v >> 8));
-}
-
-static void put32(struct mpt_writer *w, uint32_t v)
-{
-	put16(w, (uint16_t)v);
-	put16(w, (uint16_t)(v >> 16));
-}
-
-static uint8_t checksum(const uint8_t *p, size_t n)
-{
-	uint8_t sum = 0;
-
-	while (n--)
-		sum = (uint8_t)(sum + *p++);
-	return (uint8_t)-sum;
-}
 
 static void small_entry(struct mpt_writer *w, uint8_t type, uint8_t a, uint16_t flags,
 			uint8_t bus, uint8_t irq, uint8_t dest, uint8_t pin)
 {
-	put8(w, type);
-	put8(w, a);
-	put16(w, flags);
-	put8(w, bus);
-	put8(w, irq);
-	put8(w, dest);
-	put8(w, pin);
+	tbl_put8(&w->t, type);
+	tbl_put8(&w->t, a);
+	tbl_put16(&w->t, flags);
+	tbl_put8(&w->t, bus);
+	tbl_put8(&w->t, irq);
+	tbl_put8(&w->t, dest);
+	tbl_put8(&w->t, pin);
 	w->entries++;
 }
 
 size_t mpt_build(uint8_t *buf, size_t len, uint32_t gpa, const struct mpt_config *c)
 {
-	struct mpt_writer w = { .p = buf, .len = len, .ok = true };
+	struct mpt_writer w = { .t = { .p = buf, .len = len, .ok = true } };
 	uint8_t ioapic_id = (uint8_t)c->ncpus;   /* the next APIC ID after the CPUs */
 	size_t table;
 
@@ -95,54 +59,54 @@ size_t mpt_build(uint8_t *buf, size_t len, uint32_t gpa, const struct mpt_config
 	    c->pci_pin_base + 8 > c->ioapic_pins)
 		return 0;
 	/* Floating pointer: the configuration table follows it. */
-	put(&w, "_MP_", 4);
-	put32(&w, gpa + MPF_SIZE);
-	put8(&w, 1);                             /* length in 16-byte units */
-	put8(&w, MP_SPEC_REV);
-	put8(&w, 0);                             /* checksum, below */
-	put(&w, "\0\0\0\0\0", 5);                /* feature bytes: a table is present */
-	if (!w.ok)
+	tbl_put(&w.t, "_MP_", 4);
+	tbl_put32(&w.t, gpa + MPF_SIZE);
+	tbl_put8(&w.t, 1);                             /* length in 16-byte units */
+	tbl_put8(&w.t, MP_SPEC_REV);
+	tbl_put8(&w.t, 0);                             /* checksum, below */
+	tbl_put(&w.t, "\0\0\0\0\0", 5);                /* feature bytes: a table is present */
+	if (!w.t.ok)
 		return 0;
-	buf[10] = checksum(buf, MPF_SIZE);
+	buf[10] = tbl_checksum(buf, MPF_SIZE);
 
-	table = w.off;
-	put(&w, "PCMP", 4);
-	put16(&w, 0);                            /* base table length, below */
-	put8(&w, MP_SPEC_REV);
-	put8(&w, 0);                             /* checksum, below */
-	put(&w, "BULKHEAD", 8);                  /* OEM ID */
-	put(&w, "PARTITION   ", 12);             /* product ID */
-	put32(&w, 0);                            /* no OEM table */
-	put16(&w, 0);
-	put16(&w, 0);                            /* entry count, below */
-	put32(&w, c->lapic_addr);
-	put16(&w, 0);                            /* no extended table */
-	put8(&w, 0);
-	put8(&w, 0);
+	table = w.t.off;
+	tbl_put(&w.t, "PCMP", 4);
+	tbl_put16(&w.t, 0);                            /* base table length, below */
+	tbl_put8(&w.t, MP_SPEC_REV);
+	tbl_put8(&w.t, 0);                             /* checksum, below */
+	tbl_put(&w.t, "BULKHEAD", 8);                  /* OEM ID */
+	tbl_put(&w.t, "PARTITION   ", 12);             /* product ID */
+	tbl_put32(&w.t, 0);                            /* no OEM table */
+	tbl_put16(&w.t, 0);
+	tbl_put16(&w.t, 0);                            /* entry count, below */
+	tbl_put32(&w.t, c->lapic_addr);
+	tbl_put16(&w.t, 0);                            /* no extended table */
+	tbl_put8(&w.t, 0);
+	tbl_put8(&w.t, 0);
 
 	for (unsigned i = 0; i < c->ncpus; i++) {
-		put8(&w, MPE_CPU);
-		put8(&w, (uint8_t)i);
-		put8(&w, LAPIC_VERSION);
-		put8(&w, CPU_ENABLED | (i == 0 ? CPU_BSP : 0));
-		put32(&w, 0);                    /* signature and features: CPUID says */
-		put32(&w, 0);
-		put32(&w, 0);
-		put32(&w, 0);
+		tbl_put8(&w.t, MPE_CPU);
+		tbl_put8(&w.t, (uint8_t)i);
+		tbl_put8(&w.t, LAPIC_VERSION);
+		tbl_put8(&w.t, CPU_ENABLED | (i == 0 ? CPU_BSP : 0));
+		tbl_put32(&w.t, 0);                    /* signature and features: CPUID says */
+		tbl_put32(&w.t, 0);
+		tbl_put32(&w.t, 0);
+		tbl_put32(&w.t, 0);
 		w.entries++;
 	}
-	put8(&w, MPE_BUS);
-	put8(&w, BUS_PCI);
-	put(&w, "PCI   ", 6);
-	put8(&w, MPE_BUS);
-	put8(&w, BUS_ISA);
-	put(&w, "ISA   ", 6);
+	tbl_put8(&w.t, MPE_BUS);
+	tbl_put8(&w.t, BUS_PCI);
+	tbl_put(&w.t, "PCI   ", 6);
+	tbl_put8(&w.t, MPE_BUS);
+	tbl_put8(&w.t, BUS_ISA);
+	tbl_put(&w.t, "ISA   ", 6);
 	w.entries += 2;
-	put8(&w, MPE_IOAPIC);
-	put8(&w, ioapic_id);
-	put8(&w, IOAPIC_VERSION);
-	put8(&w, 1);                             /* enabled */
-	put32(&w, c->ioapic_addr);
+	tbl_put8(&w.t, MPE_IOAPIC);
+	tbl_put8(&w.t, ioapic_id);
+	tbl_put8(&w.t, IOAPIC_VERSION);
+	tbl_put8(&w.t, 1);                             /* enabled */
+	tbl_put32(&w.t, c->ioapic_addr);
 	w.entries++;
 	/* ISA IRQ n is IOAPIC pin n, KVM's default routing: the PIT's IRQ 0 arrives on
 	 * pin 0 (not pin 2 as on PC chipsets; seen in the rig), and the PIC's output goes
@@ -157,12 +121,10 @@ size_t mpt_build(uint8_t *buf, size_t len, uint32_t gpa, const struct mpt_config
 				    ioapic_id, (uint8_t)(c->pci_pin_base + s % 8));
 	small_entry(&w, MPE_LINT, MP_EXTINT, 0, BUS_ISA, 0, LAPIC_ALL, 0);
 	small_entry(&w, MPE_LINT, MP_NMI, 0, BUS_ISA, 0, LAPIC_ALL, 1);
-	if (!w.ok)
+	if (!w.t.ok)
 		return 0;
-	buf[table + 4] = (uint8_t)(w.off - table);
-	buf[table + 5] = (uint8_t)((w.off - table) >> 8);
-	buf[table + 34] = (uint8_t)w.entries;
-	buf[table + 35] = (uint8_t)(w.entries >> 8);
-	buf[table + 7] = checksum(buf + table, w.off - table);
-	return w.off;
+	tbl_set16(buf + table + 4, (uint16_t)(w.t.off - table));
+	tbl_set16(buf + table + 34, (uint16_t)w.entries);
+	buf[table + 7] = tbl_checksum(buf + table, w.t.off - table);
+	return w.t.off;
 }
