@@ -3,6 +3,7 @@
  * its argument, announcing it first, so tests can check how the monitor reacts.
  * Reaching the end of a fault means the monitor let it pass: that is status 1.
  */
+#include <stdbool.h>
 #include <inmate/inmate.h>
 
 #define FAULTS_RAM_ADDR      0xB0000000UL   /* beyond RAM, below the MMIO hole */
@@ -10,6 +11,7 @@
 #define FAULTS_PORT          0x300          /* no device there */
 #define FAULTS_UNMAPPED_ADDR 0x7F0000000000UL  /* canonical, but no page maps it */
 #define FAULTS_POISON        0xDEADBEEFu
+#define FAULTS_MSR           0xC0FFEE00u    /* no CPU or KVM has it */
 
 #define FAULTS_STATUS_SURVIVED 1
 #define FAULTS_STATUS_USAGE    2
@@ -24,10 +26,12 @@ static int usage(void)
 	       "  triple        load an empty IDT, then ud2: triple fault\n"
 	       "  ud            ud2 with the runtime's handlers: exception report\n"
 	       "  pf            read an unmapped address: page-fault report\n"
+	       "  rdmsr [MSR]   read an MSR KVM does not know (default 0x%x): #GP report\n"
+	       "  wrmsr [MSR]   write one: #GP report\n"
 	       "  exit N        exit with status N\n"
 	       "  reset         ask the monitor for a reset\n"
 	       "  hang          halt forever with interrupts off (a partition that never ends)\n",
-	       FAULTS_RAM_ADDR, FAULTS_MMIO_ADDR, FAULTS_PORT);
+	       FAULTS_RAM_ADDR, FAULTS_MMIO_ADDR, FAULTS_PORT, FAULTS_MSR);
 	return FAULTS_STATUS_USAGE;
 }
 
@@ -108,6 +112,21 @@ static int fault_pf(void)
 	return survived("the unmapped read");
 }
 
+static int fault_msr(unsigned long index, bool write)
+{
+	if (index > UINT32_MAX) {
+		printf("faults: MSR 0x%lx is beyond the 32-bit MSR space\n", index);
+		return FAULTS_STATUS_USAGE;
+	}
+	printf("faults: %s MSR 0x%lx (expect a general-protection report, status %u)\n",
+	       write ? "writing" : "reading", index, INMATE_STATUS_EXCEPTION_BASE + IRQ_VEC_GP);
+	if (write)
+		cpu_wrmsr((uint32_t)index, FAULTS_POISON);
+	else
+		printf("faults: read 0x%lx\n", cpu_rdmsr((uint32_t)index));
+	return survived(write ? "the MSR write" : "the MSR read");
+}
+
 static int fault_exit(int argc, char **argv)
 {
 	unsigned long status;
@@ -165,6 +184,9 @@ int main(int argc, char **argv)
 		return fault_ud();
 	if (!strcmp(kind, "pf"))
 		return fault_pf();
+	if (!strcmp(kind, "rdmsr") || !strcmp(kind, "wrmsr"))
+		return arg_number(argc, argv, FAULTS_MSR, &n) ? usage()
+							      : fault_msr(n, kind[0] == 'w');
 	if (!strcmp(kind, "exit"))
 		return fault_exit(argc, argv);
 	if (!strcmp(kind, "reset"))

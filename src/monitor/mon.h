@@ -185,6 +185,7 @@ struct mon {
 	uint32_t  exit_status;
 	int       run_error;      /* MON_STOP_ERROR: KVM_RUN's -errno */
 	uint64_t  ignored_violations;     /* __atomic */
+	uint64_t  unknown_msrs;           /* __atomic: guest accesses answered #GP */
 	int       event_fd;
 };
 
@@ -208,6 +209,7 @@ bool mon_stop(struct mon *m, enum mon_stop why, uint32_t status);
 int mon_vcpus_start(struct mon *m);
 void mon_vcpus_run(struct mon *m);
 void mon_vcpus_join(struct mon *m);
+uint64_t mon_vcpu_rip(struct mon_vcpu *v);   /* 0 when KVM cannot say */
 int mon_irq_line(struct mon *m, unsigned irq, int level);
 
 /* sysctl.c */
@@ -258,6 +260,8 @@ int sandbox_enter(struct mon *m);
 
 /* x86/ */
 int x86_cpuid_setup(struct mon *m, struct mon_vcpu *v);
+int x86_msr_setup(struct mon *m);
+void x86_msr_exit(struct mon_vcpu *v);
 int x86_longmode_setup(struct mon *m);
 
 #endif

@@ -51,7 +51,7 @@ bool mon_stop(struct mon *m, enum mon_stop why, uint32_t status)
 	return first;
 }
 
-static uint64_t vcpu_rip(struct mon_vcpu *v)
+uint64_t mon_vcpu_rip(struct mon_vcpu *v)
 {
 	struct kvm_regs r;
 
@@ -78,7 +78,7 @@ static bool vcpu_violation(struct mon_vcpu *v, const char *access, uint64_t addr
 			   unsigned size, bool write, uint8_t *data)
 {
 	struct mon *m = v->m;
-	uint64_t rip = vcpu_rip(v);
+	uint64_t rip = mon_vcpu_rip(v);
 	char value[40] = "", msg[128];
 
 	if (m->opt->ignore_violations) {
@@ -162,7 +162,7 @@ static void vcpu_fatal_exit(struct mon_vcpu *v)
 {
 	struct mon *m = v->m;
 	struct kvm_run *run = v->run;
-	uint64_t rip = vcpu_rip(v);
+	uint64_t rip = mon_vcpu_rip(v);
 	char msg[96];
 
 	if (!mon_stop(m, MON_STOP_FAULT, 0))
@@ -218,6 +218,10 @@ static void vcpu_loop(struct mon_vcpu *v)
 			vcpu_mmio(v);
 			break;
 		case KVM_EXIT_INTR:
+			break;
+		case KVM_EXIT_X86_RDMSR:
+		case KVM_EXIT_X86_WRMSR:
+			x86_msr_exit(v);
 			break;
 		default:
 			vcpu_fatal_exit(v);

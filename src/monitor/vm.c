@@ -132,6 +132,8 @@ int mon_vm_create(struct mon *m)
 	ret = vm_ioctl(m->vm_fd, KVM_CREATE_IRQCHIP, 0);
 	if (!ret)
 		ret = vm_ioctl(m->vm_fd, KVM_CREATE_PIT2, (uintptr_t)&pit);
+	if (!ret)
+		ret = x86_msr_setup(m);       /* before the vCPUs: the PMU choice is per VM */
 	return ret;
 }
 

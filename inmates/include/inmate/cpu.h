@@ -77,6 +77,25 @@ static inline void cpu_lidt(uint64_t base, uint16_t limit)
 	__asm__ volatile("lidt %0" : : "m"(d) : "memory");
 }
 
+static inline void cpu_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(subleaf));
+}
+
+static inline uint64_t cpu_rdmsr(uint32_t index)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(index) : "memory");
+	return (uint64_t)hi << 32 | lo;
+}
+
+static inline void cpu_wrmsr(uint32_t index, uint64_t value)
+{
+	__asm__ volatile("wrmsr" : : "c"(index), "a"((uint32_t)value),
+			 "d"((uint32_t)(value >> 32)) : "memory");
+}
+
 static inline void cpu_ud2(void)
 {
 	__asm__ volatile("ud2" : : : "memory");

@@ -128,7 +128,11 @@ SMP_SCRIPT = (
     "echo NPROC $(nproc); "
     "echo CPUINFO $(grep -c ^processor /proc/cpuinfo); "
     "for c in 0 1; do echo ON $c $(taskset -c $c cut -d ' ' -f 39 /proc/self/stat); done; "
-    "echo BUSY $(awk '/^cpu[01] /{printf \"%s %d \", $1, $2 + $4}' /proc/stat)")
+    "echo BUSY $(awk '/^cpu[01] /{printf \"%s %d \", $1, $2 + $4}' /proc/stat); "
+    "echo TOPO $(grep -E '^(siblings|cpu cores)' /proc/cpuinfo | sort -u | tr -d ' \t'); "
+    "echo NOFLAGS $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' "
+    "| grep -cxE 'svm|vmx|perfctr_core|pdcm|arch_perfmon'); "
+    "echo PMU $(dmesg | grep -o 'Performance Events: .*')")
 
 
 def test_linux_two_vcpus(images, bulkhead, tmp_path):
@@ -150,6 +154,12 @@ partitions:
     assert re.search(r"^smp\s+\| ON 1 1$", out, re.M), out
     busy = re.search(r"^smp\s+\| BUSY cpu0 (\d+) cpu1 (\d+)\s*$", out, re.M)
     assert busy and int(busy.group(1)) > 0 and int(busy.group(2)) > 0, out
+    # CPUID as the monitor filters it (x86/cpuid.c): one package of two single-thread
+    # cores, no nested virtualisation, no PMU.
+    assert re.search(r"^smp\s+\| TOPO cpucores:2 siblings:2$", out, re.M), out
+    assert re.search(r"^smp\s+\| NOFLAGS 0$", out, re.M), out
+    assert re.search(r"^smp\s+\| PMU Performance Events: PMU not available due to "
+                     r"virtualization, using software events only\.$", out, re.M), out
     assert re.search(r"^smp\s+\| bh: exit status 0$", out, re.M), out
     assert re.search(r"^  smp\s+exited with status 0$", out, re.M), out
     print(f"Linux on two vCPUs of bulkhead's monitor, mode {images}: "

@@ -250,6 +250,42 @@ def test_software_interrupt_is_a_fault(bulkhead, tmp_path):
         assert f"KVM internal error, suberror {ev['suberror']}" in r.err
 
 
+@pytest.mark.parametrize("arg,direction,index", [
+    ("rdmsr", "read", "0xc0ffee00"),
+    ("wrmsr", "write", "0xc0ffee00"),
+    ("rdmsr 0x12345", "read", "0x12345"),
+])
+def test_unknown_msr_is_a_gp_reported_by_the_monitor(bulkhead, inmates, arg, direction,
+                                                     index):
+    """An MSR KVM does not implement reaches the monitor (KVM_CAP_X86_USER_SPACE_MSR),
+    which answers #GP whatever the host's kvm.ignore_msrs says, and reports it: the
+    guest's own exception handler sees the #GP (status 0xE0 + 13) and the partition
+    ends normally; no fault, the monitor unharmed."""
+    r = monitor(bulkhead, inmates / "faults.elf", cmdline=arg, memory="4M")
+    assert r.rc == 0, r.err
+    assert r.kinds() == ["start", "msr", "exit"], r.events
+    ev = r.events[1]
+    assert {k: ev[k] for k in ("partition", "vcpu", "index", "direction", "action")} == \
+        {"partition": "p", "vcpu": 0, "index": index, "direction": direction,
+         "action": "gp"}
+    assert ev.get("value") == ("0xdeadbeef" if direction == "write" else None)
+    assert int(ev["rip"], 16) >= 0x100000
+    assert r.last() == {"event": "exit", "partition": "p", "status": 0xE0 + 13}
+    assert "general protection (vector 13)" in r.out
+    assert "still running" not in r.out
+
+
+def test_cpuid_and_msrs_are_what_the_monitor_promises(bulkhead, inmates):
+    """CPUID says hypervisor, one package with as many cores as vCPUs (leaf 0xb filled
+    in even where the host's KVM leaves it out), no PMU, no VMX/SVM; the APIC base MSR
+    (one KVM implements) reads as the platform puts it. The inmate checks and prints."""
+    r = monitor(bulkhead, inmates / "cpuinfo.elf", memory="4M")
+    assert r.rc == 0, r.err
+    assert "inmate-test: 12 checks, 0 failures" in r.out, r.out
+    assert r.last() == {"event": "exit", "partition": "p", "status": 0}, r.out
+    assert "msr" not in r.kinds()
+
+
 @pytest.mark.parametrize("status", [0, 3, 42, 4000000000])
 def test_exit_status_is_reported(bulkhead, inmates, status):
     r = monitor(bulkhead, inmates / "faults.elf", cmdline=f"exit {status}")
