@@ -132,12 +132,20 @@ SMP_SCRIPT = (
     "echo TOPO $(grep -E '^(siblings|cpu cores)' /proc/cpuinfo | sort -u | tr -d ' \t'); "
     "echo NOFLAGS $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' "
     "| grep -cxE 'svm|vmx|perfctr_core|pdcm|arch_perfmon'); "
-    "echo PMU $(dmesg | grep -o 'Performance Events: .*')")
+    "echo PMU $(dmesg | grep -o 'Performance Events: .*'); "
+    # Both vCPUs busy at once for a few seconds: one pure spin pinned to each CPU, then
+    # each one's user time (stat field 14) and CPU (field 39) before the kill. The
+    # partition must still end (once seen stalling in the rig, docs/rig.md).
+    "taskset -c 0 sh -c 'while :; do :; done' & a=$!; "
+    "taskset -c 1 sh -c 'while :; do :; done' & b=$!; "
+    "sleep 3; echo SPIN $(cut -d ' ' -f 14,39 /proc/$a/stat) $(cut -d ' ' -f 14,39 /proc/$b/stat); "
+    "kill $a $b; wait; echo SPIN done")
 
 
 def test_linux_two_vcpus(images, bulkhead, tmp_path):
     """A Linux partition with cpus: [0, 1] gets two vCPUs (one thread each, pinned),
-    brings the second up through INIT/SIPI, runs a process on each and exits 0."""
+    brings the second up through INIT/SIPI, runs a process on each, keeps both busy at
+    once for 3 s (a spin pinned to each CPU) and exits 0."""
     run64 = base64.b64encode(SMP_SCRIPT.encode()).decode()
     system = tmp_path / "linux-smp.yaml"
     system.write_text(f"""system:
@@ -160,10 +168,14 @@ partitions:
     assert re.search(r"^smp\s+\| NOFLAGS 0$", out, re.M), out
     assert re.search(r"^smp\s+\| PMU Performance Events: PMU not available due to "
                      r"virtualization, using software events only\.$", out, re.M), out
+    spin = re.search(r"^smp\s+\| SPIN (\d+) 0 (\d+) 1$", out, re.M)
+    assert spin and int(spin.group(1)) > 0 and int(spin.group(2)) > 0, out
+    assert re.search(r"^smp\s+\| SPIN done$", out, re.M), out
     assert re.search(r"^smp\s+\| bh: exit status 0$", out, re.M), out
     assert re.search(r"^  smp\s+exited with status 0$", out, re.M), out
     print(f"Linux on two vCPUs of bulkhead's monitor, mode {images}: "
-          f"busy ticks since boot cpu0 {busy.group(1)}, cpu1 {busy.group(2)}")
+          f"busy ticks since boot cpu0 {busy.group(1)}, cpu1 {busy.group(2)}; "
+          f"3 s of two spins: user ticks {spin.group(1)} on cpu0, {spin.group(2)} on cpu1")
 
 
 def test_linux_blk_write_verify_window_and_shared(images, bulkhead, tmp_path):
