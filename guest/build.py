@@ -27,7 +27,7 @@ IPERF = "iperf3"
 # Modules /init loads, in this order; their dependencies (from modules.dep) go first.
 MODULES = ["virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
            "virtio_pci", "virtio_blk", "failover", "net_failover", "virtio_net",
-           "virtio_console", "virtio-rng"]
+           "virtio_console", "virtio-rng", "pvpanic", "pvpanic-mmio"]
 
 LIB_DIRS = ["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib", "usr/lib"]
 GUEST_LIBDIR = "lib/x86_64-linux-gnu"

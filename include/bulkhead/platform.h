@@ -56,5 +56,10 @@
 #define BH_ACPI_RESET        0x626      /* reset register: 1 byte */
 #define BH_ACPI_RESET_VALUE  0x01       /* what the guest writes there to reset */
 #define BH_ACPI_SCI_IRQ      9
+/* The panic notification port (QEMU's pvpanic ISA device, ACPI id QEMU0001, where
+ * QEMU puts it): reads the events it reports, a write of BH_PVPANIC_PANICKED is the
+ * guest's kernel telling the monitor it panicked. */
+#define BH_PVPANIC_PORT      0x505
+#define BH_PVPANIC_PANICKED  0x01
 
 #endif

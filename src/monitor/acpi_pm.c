@@ -6,8 +6,14 @@
  * The FADT's reset register: writing the reset value is a reset request, as the
  * system-control device's (exit code 3), how Linux reboots and ends a panic=-1 panic.
  * Any width inside a block is accepted, as ACPI lets a register be accessed bytewise.
+ * The panic notification device the DSDT describes (QEMU0001, QEMU's pvpanic): the
+ * guest's kernel writes PANICKED from its panic notifier, before it reboots or hangs,
+ * and the monitor stops the partition with a fault, so the supervisor applies
+ * health.on_fault (a reboot is a reset request; a panic is not).
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 
 #include "bulkhead/platform.h"
 #include "monitor/mon.h"
@@ -87,6 +93,28 @@ static int reset_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, bo
 	return 0;
 }
 
+/* Reads the events the device reports (PANICKED only: no crash kernel is ever
+ * loaded); a write with PANICKED set is the panic; other bits are ignored, as QEMU
+ * does. */
+static int pvpanic_io(void *opaque, uint64_t off, uint64_t *val, unsigned size, bool write)
+{
+	struct mon *m = opaque;
+
+	if (off || size != 1)
+		return -EINVAL;
+	if (!write) {
+		*val = BH_PVPANIC_PANICKED;
+		return 0;
+	}
+	if ((*val & BH_PVPANIC_PANICKED) && mon_stop(m, MON_STOP_FAULT, 0)) {
+		ev_emit(m, "fault", "\"kind\":\"panic\",\"value\":\"0x%" PRIx64 "\"",
+			*val & 0xff);
+		fprintf(stderr, "bulkhead monitor: %s: the guest's kernel panicked (pvpanic)\n",
+			m->opt->name);
+	}
+	return 0;
+}
+
 int acpi_pm_register(struct mon *m)
 {
 	int ret = io_register(&m->io.port, BH_ACPI_PM1A_EVT, ACPI_PM1_EVT_LEN, "acpi-pm1-evt",
@@ -98,5 +126,7 @@ int acpi_pm_register(struct mon *m)
 	if (!ret)
 		ret = io_register(&m->io.port, BH_ACPI_RESET, ACPI_RESET_LEN, "acpi-reset",
 				  reset_io, m);
+	if (!ret)
+		ret = io_register(&m->io.port, BH_PVPANIC_PORT, 1, "pvpanic", pvpanic_io, m);
 	return ret;
 }

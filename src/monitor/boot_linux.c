@@ -81,6 +81,7 @@ static int place_acpi(struct mon *m)
 		.pm1a_evt = BH_ACPI_PM1A_EVT, .pm1a_cnt = BH_ACPI_PM1A_CNT,
 		.reset_port = BH_ACPI_RESET, .reset_value = BH_ACPI_RESET_VALUE,
 		.pci_mmio_base = BH_PCI_MMIO_BASE, .pci_mmio_end = BH_PCI_MMIO_END - 1,
+		.pvpanic_port = BH_PVPANIC_PORT,
 	};
 	size_t len = LINUX_MPTABLE_AREA - LINUX_ACPI_AREA;
 	uint8_t *buf = mon_gpa(m, LINUX_ACPI_AREA, len);

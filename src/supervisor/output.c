@@ -143,6 +143,8 @@ static void note_outcome(struct sup_partition *p, json_t *obj)
 			snprintf(p->out.what, sizeof(p->out.what), "isolation violation: %s %s at %s, "
 				 "%d byte%s", access ? access : "?", dir ? dir : "access",
 				 addr ? addr : "?", (int)size, size == 1 ? "" : "s");
+		else if (kind && !strcmp(kind, "panic"))
+			snprintf(p->out.what, sizeof(p->out.what), "a kernel panic");
 		else
 			snprintf(p->out.what, sizeof(p->out.what), "%s", kind ? kind : "fault");
 	} else if (!strcmp(ev, "watchdog") && !(action && !strcmp(action, "ignored"))) {

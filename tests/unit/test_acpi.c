@@ -296,6 +296,44 @@ static void test_dsdt(void **state)
 	assert_ptr_equal(q + 6 + len, end);
 }
 
+/* With a panic port: Device (PEVT) { _HID "QEMU0001", _CRS { IO 0x505, 1 byte } } follows
+ * PCI0 inside \_SB, and the scope's length covers it exactly. */
+static void test_dsdt_pvpanic(void **state)
+{
+	static const uint8_t pevt[] = {
+		'P', 'E', 'V', 'T',
+		0x08, '_', 'H', 'I', 'D', 0x0d, 'Q', 'E', 'M', 'U', '0', '0', '0', '1', 0,
+		0x08, '_', 'C', 'R', 'S', 0x11, 13, 0x0a, 10,
+		0x47, 0x01, 0x05, 0x05, 0x05, 0x05, 0x01, 0x01, 0x79, 0x00,
+	};
+	struct acpi_config c = cfg;
+	size_t used, len, dlen;
+	const uint8_t *d, *p, *dev, *pe;
+	unsigned n, dn;
+
+	(void)state;
+	c.pvpanic_port = 0x505;
+	used = acpi_build(buf, sizeof(buf), GPA, &c);
+	assert_true(used > 0);
+	d = table(get32(fadt_of(used) + 40), used, "DSDT");
+	p = d + ACPI_HEADER_SIZE;
+	assert_int_equal(p[0], 0x10);
+	len = pkglen(p + 1, &n);
+	dev = p + 1 + n + 5;                                /* PCI0 */
+	dlen = pkglen(dev + 2, &dn);
+	pe = dev + 2 + dlen;                                /* the next device */
+	assert_int_equal(pe[0], 0x5b);
+	assert_int_equal(pe[1], 0x82);
+	assert_int_equal(pkglen(pe + 2, &dn), 1 + sizeof(pevt));
+	assert_int_equal(dn, 1);
+	assert_memory_equal(pe + 3, pevt, sizeof(pevt));
+	assert_ptr_equal(pe + 3 + sizeof(pevt), p + 1 + len);   /* the scope's end */
+	/* Without one, no PEVT anywhere. */
+	used = acpi_build(buf, sizeof(buf), GPA, &cfg);
+	d = table(get32(fadt_of(used) + 40), used, "DSDT");
+	assert_null(find(d, get32(d + 4), "PEVT", 4));
+}
+
 static void test_one_cpu_and_bad_configs(void **state)
 {
 	struct acpi_config c = cfg;
@@ -330,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_fadt),
 		cmocka_unit_test(test_madt),
 		cmocka_unit_test(test_dsdt),
+		cmocka_unit_test(test_dsdt_pvpanic),
 		cmocka_unit_test(test_one_cpu_and_bad_configs),
 	};
 

@@ -91,6 +91,7 @@
 #define AML_EXT               0x5b
 #define AML_DEVICE            0x82         /* after AML_EXT */
 #define AML_ROOT              0x5c         /* '\' */
+#define AML_STRING            0x0d
 /* EisaId("PNP0A03"): a PCI host bridge, in EISA's compressed form. */
 #define EISA_PNP0A03          0x030ad041u
 
@@ -294,6 +295,37 @@ static void pci_prt(struct tbl_writer *w, const struct acpi_config *c)
 	aml_close(w, at);
 }
 
+/* Device (PEVT) { Name (_HID, "QEMU0001"), Name (_CRS, ResourceTemplate () { IO (Decode16,
+ * port, port, 1, 1) }) }: the panic notification device, as Linux's pvpanic-mmio driver
+ * finds it. */
+static void pvpanic_device(struct tbl_writer *w, uint16_t port)
+{
+	static const char hid[] = "QEMU0001";
+	size_t dev, buf;
+
+	tbl_put8(w, AML_EXT);
+	tbl_put8(w, AML_DEVICE);
+	dev = aml_open(w);
+	tbl_put(w, "PEVT", 4);
+	aml_name(w, "_HID");
+	tbl_put8(w, AML_STRING);
+	tbl_put(w, hid, sizeof(hid));               /* with its terminating NUL */
+	aml_name(w, "_CRS");
+	tbl_put8(w, AML_BUFFER);
+	buf = aml_open(w);
+	aml_int(w, 10);                             /* IO descriptor (8) + end tag (2) */
+	tbl_put8(w, RES_IO);
+	tbl_put8(w, IO_DECODE16);
+	tbl_put16(w, port);
+	tbl_put16(w, port);
+	tbl_put8(w, 1);                             /* alignment */
+	tbl_put8(w, 1);                             /* length */
+	tbl_put8(w, RES_END);
+	tbl_put8(w, 0);
+	aml_close(w, buf);
+	aml_close(w, dev);
+}
+
 static void dsdt_body(struct tbl_writer *w, const struct acpi_config *c)
 {
 	size_t scope, dev, pkg;
@@ -315,6 +347,8 @@ static void dsdt_body(struct tbl_writer *w, const struct acpi_config *c)
 	pci_crs(w, c);
 	pci_prt(w, c);
 	aml_close(w, dev);
+	if (c->pvpanic_port)
+		pvpanic_device(w, c->pvpanic_port);
 	aml_close(w, scope);
 	/* Name (_S5, Package () { SLP_TYPa, SLP_TYPb, 0, 0 }): how to power off. */
 	aml_name(w, "_S5_");

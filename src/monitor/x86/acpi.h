@@ -40,6 +40,7 @@ struct acpi_config {
 	uint16_t reset_port;            /* the FADT's reset register (0: none) */
 	uint8_t  reset_value;           /* and what resets */
 	uint32_t pci_mmio_base, pci_mmio_end;   /* the root bridge's memory window, inclusive */
+	uint16_t pvpanic_port;          /* the panic notification device (QEMU0001), 0: none */
 };
 
 /* Writes RSDP, XSDT, RSDT, FADT, FACS, MADT and DSDT into buf, laid out for the

@@ -325,45 +325,54 @@ partitions:
           f"{m.group(3).strip()}")
 
 
-# Next to 'bulkhead run': once the partition has stopped for good, counts its events.
+# Next to 'bulkhead run': once both partitions have stopped for good, counts each one's
+# events.
 EVENT_COUNTER = r"""ev={log}/events.jsonl
-until grep -q '"event":"partition_stop"' "$ev" 2>/dev/null; do sleep 0.2; done
-n() {{ c=$(grep -c "$1" "$ev"); echo "${{c:-0}}"; }}
-echo "events: reset $(n '"event":"reset"') restart $(n '"event":"partition_restart"')" \
-	"by reset $(n '"reason":"reset requested"') fault $(n '"event":"fault"')"
+until [ "$(grep -c '"event":"partition_stop"' "$ev" 2>/dev/null)" -ge 2 ]; do sleep 0.2; done
+n() {{ c=$(grep "\"partition\":\"$1\"" "$ev" | grep -c "$2"); echo "${{c:-0}}"; }}
+for p in lx ly; do
+	echo "events $p: fault $(n $p '"event":"fault"') panic $(n $p '"kind":"panic"')" \
+		"restart $(n $p '"event":"partition_restart"') reset $(n $p '"event":"reset"')"
+done
 """
 
 
-def test_linux_panic_is_a_reset_restarted_per_health(images, bulkhead, tmp_path):
-    """A Linux partition whose command panics the kernel (sysrq 'c'), with panic=-1 on
-    its command line: Linux reboots at once, through the FADT's reset register, which
-    the monitor turns into a reset request (exit code 3). With on_fault: restart and
-    max_restarts: 1 the supervisor starts it again once; the second panic finds the
-    budget spent and the partition stays stopped."""
+def test_linux_panic_is_a_fault_handled_per_health(images, bulkhead, tmp_path):
+    """Two Linux partitions whose command panics the kernel (sysrq 'c'). The guest
+    image loads Linux's pvpanic driver, which finds the monitor's panic device in the
+    DSDT (QEMU0001, port 0x505) and writes to it from the panic notifier, before
+    panic=-1's reboot: the monitor stops the partition with a fault of kind panic, and
+    the supervisor applies health.on_fault. lx (on_fault: restart, max_restarts: 1) is
+    started again once, then halted; ly (on_fault: halt) is halted at once. No reset
+    request: the panic never gets as far as rebooting."""
     log = tmp_path / "log"
     helper = tmp_path / "events.sh"
     helper.write_text(EVENT_COUNTER.format(log=log))
     system = tmp_path / "linux-panic.yaml"
+    crash = 'bh.run="echo panicking; echo c >/proc/sysrq-trigger; echo still here"'
     system.write_text(f"""system:
   name: linux-panic
   cpus: [0, 1]
   log_dir: {log}
 partitions:
-""" + partition("lx", GUEST, 'bh.run="echo panicking; echo c >/proc/sysrq-trigger; '
-                'echo still here"', cpus="[1]",
-                more="    health: {on_fault: restart, max_restarts: 1}\n"))
+""" + partition("lx", GUEST, crash, cpus="[1]",
+                more="    health: {on_fault: restart, max_restarts: 1}\n")
+      + partition("ly", GUEST, crash, cpus="[0]", more="    health: {on_fault: halt}\n"))
     status, out, err = run_system(images, bulkhead, system, helper)
     assert status == 1, out + err
-    assert len(re.findall(r"^lx\s+\| panicking$", out, re.M)) == 2, out
-    assert len(re.findall(r"^lx\s+\| .*Kernel panic - not syncing: sysrq triggered crash",
-                          out, re.M)) == 2, out
+    for name, boots in (("lx", 2), ("ly", 1)):
+        assert len(re.findall(rf"^{name}\s+\| panicking$", out, re.M)) == boots, out
+        assert len(re.findall(rf"^{name}\s+\| .*Kernel panic - not syncing: sysrq "
+                              r"triggered crash", out, re.M)) == boots, out
     assert "still here" not in out, out
-    assert re.search(r"^  lx\s+stopped after a reset request \(max_restarts 1 reached\)$",
+    assert re.search(r"^  lx\s+halted after a kernel panic \(max_restarts 1 reached\)$",
                      out, re.M), out
-    assert re.search(r"^events: reset 2 restart 1 by reset 1 fault 0$", out, re.M), out
+    assert re.search(r"^  ly\s+halted after a kernel panic$", out, re.M), out
+    assert re.search(r"^events lx: fault 2 panic 2 restart 1 reset 0$", out, re.M), out
+    assert re.search(r"^events ly: fault 1 panic 1 restart 0 reset 0$", out, re.M), out
     assert re.search(r"^rig: helper exit status 0$", out, re.M), out
-    print(f"Linux panic on bulkhead's monitor, mode {images}: reset, restarted once, "
-          "then stopped")
+    print(f"Linux panic on bulkhead's monitor, mode {images}: pvpanic fault, restarted "
+          "once per on_fault: restart, halted per on_fault: halt")
 
 
 # Partition "a" (10.0.0.1): pings b with each size, reads its virtio-rng device and
