@@ -375,33 +375,44 @@ partitions:
           "once per on_fault: restart, halted per on_fault: halt")
 
 
-# Partition "a" (10.0.0.1): pings b with each size, reads its virtio-rng device and
-# writes a line to its virtio-console port; b (10.0.0.2) answers until a has gone.
-NET_A = (
-    "until ping -c 1 -W 1 10.0.0.2 >/dev/null; do :; done; "
-    "for s in 56 1000 1900; do echo P $s $(ping -q -c {pings} -i 0.2 -W 3 -s $s 10.0.0.2 "
-    "| tail -2); done; "
+# Both partitions read their virtio-rng device and write a line to their virtio-console
+# port. Then "a" (10.0.0.1) pings b with each size and b (10.0.0.2) answers until a
+# has gone. Each lists its virtio interrupts as "IRQ NAME COUNT CHIP" (one vCPU, so one
+# count column in /proc/interrupts).
+RNG_CON = (
     "echo RNG $(cat /sys/class/misc/hw_random/rng_current) "
     "$(head -c 4096 /dev/hwrng | gzip -c | wc -c); "
-    "echo hello through virtio-console >/dev/hvc0 && echo CON ok; "
-    "echo I $(grep -cE 'PCI-MSI.*virtio[0-9]+-(input|output|req)' /proc/interrupts)")
-NET_B = ("until ping -c 1 -W 1 10.0.0.1 >/dev/null; do :; done; "
+    "echo hello through virtio-console >/dev/hvc0 && echo CON ok; ")
+PINGS = 10
+IRQS = "awk '/virtio/{print \"IRQ\", $NF, $2, $3}' /proc/interrupts; "
+NET_A = (
+    RNG_CON + "until ping -c 1 -W 1 10.0.0.2 >/dev/null; do :; done; "
+    f"for s in 56 1000 1900; do echo P $s $(ping -q -c {PINGS} -i 0.2 -W 3 -s $s 10.0.0.2 "
+    "| tail -2); done; " + IRQS)
+NET_B = (RNG_CON + "until ping -c 1 -W 1 10.0.0.1 >/dev/null; do :; done; " + IRQS +
          "while ping -c 1 -W 3 10.0.0.1 >/dev/null; do sleep 1; done; echo a has gone")
 PING_SUMMARY = re.compile(r"^a\s+\| P (\d+) (\d+) packets transmitted, (\d+) packets "
                           r"received, 0% packet loss round-trip min/avg/max = "
                           r"([\d.]+)/([\d.]+)/([\d.]+) ms$", re.M)
 
 
-def test_linux_net_rng_console_window(images, bulkhead, tmp_path):
+@pytest.mark.parametrize("isolation", ["window", "shared"])
+def test_linux_net_rng_console(images, bulkhead, tmp_path, isolation):
     """Linux's virtio-net, virtio-rng and virtio-console drivers on bulkhead's monitor,
-    window isolation: two Linux partitions on one network of the net server ping each
-    other with 56, 1000 and 1900-byte payloads (the last fragmented), without loss;
-    the first also reads 4 KiB from /dev/hwrng (the rng server's; it must not
-    compress) and prints a line through /dev/hvc0 (the console server's, which the
-    supervisor shows with the partition's console)."""
-    pings = 10
-    a64 = base64.b64encode(NET_A.format(pings=pings).encode()).decode()
+    in window isolation (the servers never map the partitions' RAM) and in shared: two
+    Linux partitions on one network of the net server ping each other with 56, 1000 and
+    1900-byte payloads (the last fragmented), without loss; each reads 4 KiB from
+    /dev/hwrng (the rng server's; it must not compress) and prints a line through
+    /dev/hvc0 (the console server's, which the supervisor shows with the partition's
+    console).
+
+    Partition a takes its interrupts as MSI-X messages (one vector per queue), b runs
+    with pci=nomsi and takes INTx on the IOAPIC pins the _PRT names (16 + slot): both
+    interrupt paths in both isolation modes."""
+    a64 = base64.b64encode(NET_A.encode()).decode()
     b64 = base64.b64encode(NET_B.encode()).decode()
+    devices = ["{type: net, network: lan0}", "{type: rng, server: rngio}",
+               "{type: console, server: conio}"]
     system = tmp_path / "linux-net.yaml"
     system.write_text(f"""system:
   name: linux-net
@@ -414,26 +425,35 @@ io_servers:
 networks:
   - {{name: lan0, server: netio}}
 partitions:
-""" + partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation="window",
-                devices=["{type: net, network: lan0}", "{type: rng, server: rngio}",
-                         "{type: console, server: conio}"])
-      + partition("b", GUEST, f"bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
-                  isolation="window", devices=["{type: net, network: lan0}"]))
+""" + partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation=isolation,
+                devices=devices)
+      + partition("b", GUEST, f"pci=nomsi bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
+                  isolation=isolation, devices=devices))
     status, out, err = run_system(images, bulkhead, system)
     assert status == 0, out + err
     got = {int(m.group(1)): m.groups() for m in PING_SUMMARY.finditer(out)}
     assert sorted(got) == [56, 1000, 1900], out
     for size, g in got.items():
-        assert int(g[1]) == pings and int(g[2]) == pings, out
-    rng = re.search(r"^a\s+\| RNG virtio_rng\.\d+ (\d+)$", out, re.M)
-    assert rng and int(rng.group(1)) > 4096, out
-    assert re.search(r"^a\s+\| hello through virtio-console$", out, re.M), out
-    assert re.search(r"^a\s+\| CON ok$", out, re.M), out
-    irqs = re.search(r"^a\s+\| I (\d+)$", out, re.M)
-    assert irqs and int(irqs.group(1)) >= 3, out        # net rx, tx, rng (MSI-X)
-    assert re.search(r"^b\s+\| a has gone$", out, re.M), out
+        assert int(g[1]) == PINGS and int(g[2]) == PINGS, out
     for name in ("a", "b"):
-        assert re.search(rf"^{name}\s+\| bh: exit status 0$", out, re.M), out
+        pfx = rf"^{name}\s+\| "
+        rng = re.search(rf"{pfx}RNG virtio_rng\.\d+ (\d+)$", out, re.M)
+        assert rng and int(rng.group(1)) > 4096, out
+        assert re.search(rf"{pfx}hello through virtio-console$", out, re.M), out
+        assert re.search(rf"{pfx}CON ok$", out, re.M), out
+        assert re.search(rf"{pfx}bh: exit status 0$", out, re.M), out
         assert re.search(rf"^  {name}\s+exited with status 0$", out, re.M), out
-    print(f"Linux virtio-net/rng/console on bulkhead's monitor, window, mode {images}: "
-          + ", ".join(f"{k} B avg {g[4]} ms" for k, g in sorted(got.items())))
+    assert re.search(r"^b\s+\| a has gone$", out, re.M), out
+    # virtio0 is the NIC (slot 1), virtio1 the rng (slot 2), virtio2 the console (slot 3).
+    irqs = {(m.group(1), m.group(2)): (int(m.group(3)), m.group(4)) for m in
+            re.finditer(r"^(a|b)\s+\| IRQ (\S+) (\d+) (\S+)$", out, re.M)}
+    for q in ("virtio0-input.0", "virtio0-output.0", "virtio1-input", "virtio2-output"):
+        n, chip = irqs.get(("a", q), (0, None))
+        assert chip == "PCI-MSI" and n > 0, (q, out)
+    for dev in range(3):
+        n, chip = irqs.get(("b", f"virtio{dev}"), (0, None))
+        assert chip == "IO-APIC" and n > 0, (dev, out)
+    assert not [k for k, v in irqs.items() if k[0] == "b" and v[1] != "IO-APIC"], out
+    print(f"Linux virtio-net/rng/console on bulkhead's monitor, {isolation}, mode {images}, "
+          "MSI-X and INTx: " + ", ".join(f"{k} B avg {g[4]} ms" for k, g in sorted(got.items())))
+
