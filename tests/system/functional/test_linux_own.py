@@ -457,3 +457,92 @@ partitions:
     print(f"Linux virtio-net/rng/console on bulkhead's monitor, {isolation}, mode {images}, "
           "MSI-X and INTx: " + ", ".join(f"{k} B avg {g[4]} ms" for k, g in sorted(got.items())))
 
+
+# The whole of issue 8's end-to-end case in one partition: an ext2 file system made on
+# the blk device, 2 MiB of random data and a marker file written, checksummed, unmounted,
+# the caches dropped, mounted again read-only and verified; a line through virtio-console,
+# 4 KiB from virtio-rng; then Linux powers off by itself (ACPI _S5), so the partition's
+# status 0 comes from the power-off, not from the init's exit register. Any failure
+# exits early with its own status (2x), which the partition reports instead.
+FS_SCRIPT = (
+    "mke2fs -L bhdata /dev/vda >/dev/null || exit 20; "
+    "mkdir -p /mnt/d && mount -t ext2 /dev/vda /mnt/d || exit 21; "
+    "echo FS $(awk '$2 == \"/mnt/d\" {{print $1, $3}}' /proc/mounts); "
+    "dd if=/dev/urandom of=/mnt/d/random.bin bs=64k count=32 2>/dev/null || exit 22; "
+    "echo {marker} >/mnt/d/marker.txt || exit 22; "
+    "(cd /mnt/d && md5sum random.bin marker.txt) >/tmp/sums; "
+    "sync; umount /mnt/d || exit 23; "
+    "echo 3 >/proc/sys/vm/drop_caches; "
+    "mount -t ext2 -o ro /dev/vda /mnt/d || exit 24; "
+    "(cd /mnt/d && md5sum -c /tmp/sums) || exit 25; "
+    "umount /mnt/d || exit 26; "
+    "echo hello through virtio-console >/dev/hvc0 && echo CON ok; "
+    "echo RNG $(cat /sys/class/misc/hw_random/rng_current) "
+    "$(head -c 4096 /dev/hwrng | gzip -c | wc -c); "
+    "echo powering off; poweroff -f")
+
+# Next to 'bulkhead run' (inside the rig when there, where the disk file stays): once
+# the partition has stopped, what its disk file holds: the ext2 magic and the marker.
+DISK_CHECK = r"""ev={log}/events.jsonl
+until grep -q '"event":"partition_stop"' "$ev" 2>/dev/null; do sleep 0.2; done
+echo "disk: magic $(od -An -tx1 -j1080 -N2 {disk} | tr -d ' \n')"
+if grep -q {marker} {disk}; then echo "disk: marker found"; else echo "disk: no marker"; fi
+"""
+
+
+def test_linux_ext2_on_blk_rng_console_poweroff_window(images, bulkhead, tmp_path):
+    """Issue 8's combined case: a Linux partition on bulkhead's monitor mounts a blk
+    device served by the block server in window isolation (an ext2 file system it makes
+    there), writes and verifies data through a remount, reads entropy from virtio-rng,
+    prints through virtio-console and powers off with status 0. Then the disk file
+    holds the file system: the ext2 magic (0xEF53 at byte 1080) and the marker file's
+    text, read by a helper once the partition has stopped (inside the rig when there:
+    nothing comes back from it) and, in direct mode, by the test as well."""
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(bytes(16 << 20))
+    marker = f"bulkhead-ext2-marker-{os.urandom(8).hex()}"
+    log = tmp_path / "log"
+    helper = tmp_path / "diskcheck.sh"
+    helper.write_text(DISK_CHECK.format(log=log, disk=disk, marker=marker))
+    run64 = base64.b64encode(FS_SCRIPT.format(marker=marker).encode()).decode()
+    system = tmp_path / "linux-fs.yaml"
+    system.write_text(f"""system:
+  name: linux-fs
+  cpus: [0, 1]
+  log_dir: {log}
+io_servers:
+  - name: blkio
+    class: blk
+    disks:
+      - {{name: d, file: {disk}, size: 16M}}
+  - {{name: rngio, class: rng}}
+  - {{name: conio, class: console}}
+partitions:
+""" + partition("lx", GUEST, f"bh.run64={run64}", cpus="[1]", isolation="window",
+                devices=["{type: blk, server: blkio, disk: d}",
+                         "{type: rng, server: rngio}", "{type: console, server: conio}"]))
+    start = time.monotonic()
+    status, out, err = run_system(images, bulkhead, system, helper)
+    secs = time.monotonic() - start
+    assert status == 0, out + err
+    pfx = r"^lx\s+\| "
+    assert re.search(rf"{pfx}FS /dev/vda ext2$", out, re.M), out
+    assert re.search(rf"{pfx}random\.bin: OK$", out, re.M), out
+    assert re.search(rf"{pfx}marker\.txt: OK$", out, re.M), out
+    assert re.search(rf"{pfx}hello through virtio-console$", out, re.M), out
+    assert re.search(rf"{pfx}CON ok$", out, re.M), out
+    rng = re.search(rf"{pfx}RNG virtio_rng\.\d+ (\d+)$", out, re.M)
+    assert rng and int(rng.group(1)) > 4096, out
+    assert re.search(rf"{pfx}powering off$", out, re.M), out
+    # The power-off ended it (ACPI _S5), not the init's exit register.
+    assert not re.search(rf"{pfx}bh: exit status", out, re.M), out
+    assert re.search(r"^  lx\s+exited with status 0$", out, re.M), out
+    assert "I/O error" not in out and "EXT4-fs error" not in out, out
+    assert re.search(r"^disk: magic 53ef$", out, re.M), out
+    assert re.search(r"^disk: marker found$", out, re.M), out
+    assert re.search(r"^rig: helper exit status 0$", out, re.M), out
+    if images == "direct":
+        data = disk.read_bytes()
+        assert data[1080:1082] == b"\x53\xef" and marker.encode() in data
+    print(f"Linux ext2 on blk (window), rng, console, power-off, mode {images}: "
+          f"{secs:.1f} s")
