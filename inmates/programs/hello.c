@@ -1,9 +1,11 @@
 /*
  * hello: the smallest inmate. Greets by partition name, reports its memory and its
- * arguments, and exits 0. The first image a new monitor should be able to run.
+ * arguments, and exits 0. The first image a new monitor should be able to run. With
+ * lines=N as an argument it also prints N numbered lines: console volume for tests.
  */
 #include <inmate/printf.h>
 #include <inmate/runtime.h>
+#include <inmate/string.h>
 
 int main(int argc, char **argv)
 {
@@ -21,6 +23,13 @@ int main(int argc, char **argv)
 		printf("hello: region '%s' at 0x%lx, %lu KiB%s\n", bi->regions[i].name,
 		       bi->regions[i].gpa, bi->regions[i].size >> 10,
 		       bi->regions[i].writable ? "" : " (read-only)");
+	for (int i = 1; i < argc; i++)
+		if (!strncmp(argv[i], "lines=", 6)) {
+			unsigned long n = strtoul(argv[i] + 6, NULL, 10);
+
+			for (unsigned long l = 1; l <= n; l++)
+				printf("hello: line %lu of %lu\n", l, n);
+		}
 	printf("hello: goodbye\n");
 	return 0;
 }

@@ -51,8 +51,10 @@ static void uart_update_irq(struct uart *u)
 
 static void uart_transmit(struct uart *u, uint8_t byte)
 {
-	/* The reader is live (a pipe to the supervisor or a terminal): no buffering. A
-	 * closed or failing output drops the byte; the guest must not stall on it. */
+	/* No buffering: the reader is the supervisor, which drains every console into its
+	 * log and never blocks on its own stdout (it skips the echo instead), or a terminal
+	 * when the monitor runs alone. So the write blocks only while a live reader is
+	 * busy; a closed or failing output drops the byte. */
 	for (;;) {
 		ssize_t n = write(u->out_fd, &byte, 1);
 

@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <jansson.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +202,34 @@ void sup_server_event_line(void *ctx, const char *line, size_t len)
 		sup_log_event(v->sup, obj);
 }
 
+/* Whether a write to stdout would not block now. The echo is a convenience (every
+ * line is in the console log already): a terminal paused with ^S or a reader that went
+ * quiet must not stall supervision, nor, through the monitors' full console pipes, the
+ * partitions. O_NONBLOCK is not an option: stdout is usually a terminal shared with
+ * the shell. A pipe that polls writable takes a line up to PIPE_BUF whole. */
+static bool stdout_writable(void)
+{
+	struct pollfd pfd = { .fd = STDOUT_FILENO, .events = POLLOUT };
+
+	return poll(&pfd, 1, 0) > 0;
+}
+
+/* Says on FD how many lines were not echoed: on stdout once it takes lines again, on
+ * stderr with the summary at the end of the run. */
+void sup_console_unshown_note(struct sup *s, int fd)
+{
+	char note[256];
+	int len;
+
+	if (!s->console_unshown)
+		return;
+	len = snprintf(note, sizeof(note), "bulkhead: %" PRIu64 " console line%s not shown here "
+		       "(stdout did not keep up); every line is in %s/<partition>.console.log\n",
+		       s->console_unshown, s->console_unshown == 1 ? "" : "s", s->sys->log_dir);
+	sup_write_all(fd, note, (size_t)len < sizeof(note) ? (size_t)len : sizeof(note) - 1);
+	s->console_unshown = 0;
+}
+
 /* One console line, from the UART or a virtio console: printed with the partition's
  * name in front, in one write so that partitions' lines never interleave. */
 void sup_console_line(void *ctx, const char *text, size_t n)
@@ -216,6 +246,11 @@ void sup_console_line(void *ctx, const char *text, size_t n)
 	sup_control_publish(p->sup, "console", p->cfg->name, text);
 	if (p->sup->quiet)
 		return;
+	if (!stdout_writable()) {
+		p->sup->console_unshown++;
+		return;
+	}
+	sup_console_unshown_note(p->sup, STDOUT_FILENO);
 	len = snprintf(buf, sizeof(buf), "%-*s | %.*s\n", 8, p->cfg->name, (int)n, text);
 	sup_write_all(STDOUT_FILENO, buf, (size_t)len < sizeof(buf) ? (size_t)len : sizeof(buf) - 1);
 }

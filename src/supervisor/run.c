@@ -233,6 +233,7 @@ static int summarise(struct sup *s)
 {
 	bool ok = true;
 
+	sup_console_unshown_note(s, STDERR_FILENO);
 	fprintf(stderr, "bulkhead run: system '%s' stopped:\n", s->sys->name);
 	for (unsigned i = 0; i < s->nparts; i++) {
 		const struct sup_partition *p = &s->parts[i];

@@ -178,6 +178,7 @@ struct sup {
 	char vu_dir[SUP_SUN_PATH_MAX];   /* private (0700) directory of QEMU's vhost-user
 					  * sockets; empty when there is none */
 	bool quiet;                 /* do not echo consoles */
+	uint64_t console_unshown;   /* console lines not echoed: stdout was not writable */
 	int stop_signal;            /* SIGINT/SIGTERM received, 0 otherwise */
 	struct sup_sched sched;
 	struct sup_control *control;
@@ -186,6 +187,7 @@ struct sup {
 /* output.c */
 void sup_event(struct sup *s, const char *event, const char *partition, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+void sup_console_unshown_note(struct sup *s, int fd);
 /* Time-stamps and logs one event object (steals it). */
 void sup_log_event(struct sup *s, struct json_t *obj);
 void sup_monitor_event_line(void *partition, const char *line, size_t len);

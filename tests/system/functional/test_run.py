@@ -2,6 +2,7 @@
 isolation violations, bad images, signals, and that no process outlives it."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,52 @@ def test_console_lines_are_prefixed_and_logged(bulkhead, inmates, tmp_path):
     assert all("time" in e and "t_ms" in e for e in evs)
     exits = {e["partition"]: e["status"] for e in evs if e["event"] == "exit"}
     assert exits == {"one": 0, "two": 0}
+
+
+def test_a_stalled_stdout_stalls_neither_supervisor_nor_partitions(bulkhead, inmates,
+                                                                   tmp_path):
+    """Nobody reads 'bulkhead run''s stdout (a terminal paused with ^S, a reader gone
+    quiet) while a partition prints 6000 lines, four times what a pipe holds. The
+    supervisor echoes a line only when stdout can take it: it keeps draining the
+    monitors' consoles into the logs, so the partition runs to its end and the run
+    stops while stdout is still unread (before, the supervisor blocked on stdout, the
+    monitor's console pipe filled and the guest waited for ever). Once read, stdout
+    says how many lines it skipped; the console log has every one."""
+    img = private_image(tmp_path, inmates, "hello")
+    n = 6000
+    path = write_system(tmp_path, [("chatty", img, f"lines={n}", 0, "")])
+    proc = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        # stdout stays unread until the system has stopped.
+        deadline = time.monotonic() + 60
+        evlog = tmp_path / "log" / "events.jsonl"
+        while time.monotonic() < deadline:
+            if evlog.exists() and '"event":"system_stopped"' in evlog.read_text():
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the system did not stop while its stdout was not read")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    out, err = out.decode(), err.decode()
+    assert proc.returncode == 0, err
+    log = (tmp_path / "log" / "chatty.console.log").read_text()
+    assert all(f"hello: line {i} of {n}\n" in log for i in (1, n // 2, n)), log[-500:]
+    assert log.count("\n") >= n
+    shown = out.count("chatty   | hello: line ")
+    assert shown < n, "every line was echoed: stdout never stalled, the test proved nothing"
+    note = re.search(r"^bulkhead: (\d+) console lines? not shown here \(stdout did not "
+                     r"keep up\); every line is in \S+/<partition>\.console\.log$",
+                     out + err, re.M)
+    assert note, out[-2000:] + err
+    skipped = sum(int(x) for x in re.findall(r"^bulkhead: (\d+) console lines? not shown",
+                                             out + err, re.M))
+    assert skipped > 0 and out.count("chatty   | ") + skipped == log.count("\n"), \
+        (shown, skipped, log.count("\n"))
 
 
 def test_nonzero_exit_status_fails_the_run(bulkhead, inmates, tmp_path):
