@@ -1,7 +1,7 @@
-"""Linux partitions on bulkhead's own monitor, for tests/system/functional/
-test_linux_own.py and bench/linux_own: the kernel command line the rig needs, the rig's
-runner, and one partition's entry of a system file. One place for both, so the tests
-and the benchmark boot the same thing."""
+"""Linux partitions for the system tests and benchmarks (test_linux_own.py and
+bench/linux_own on bulkhead's own monitor, test_qemu_engine.py on the QEMU engine): the
+kernel command line the rig needs, the rig's runner, and one partition's entry of a
+system file. One place for all, so they boot the same thing."""
 import importlib.util
 import pathlib
 
@@ -22,16 +22,23 @@ def load_runner():
     return mod
 
 
-def partition(name, guest, params, cpus="[0]", isolation=None, devices=(), more=""):
-    """A Linux partition's entry under `partitions:`: the guest image in GUEST, CMDLINE
-    then PARAMS (bh.run=/bh.run64=, bh.ip=, ...), 256 MiB; ISOLATION, DEVICES (each a
-    flow mapping's text) and MORE (whole lines, e.g. a health block) when given."""
+def partition(name, guest, params, cpus="[0]", isolation=None, devices=(), more="",
+              engine=None, kernel=None):
+    """A Linux partition's entry under `partitions:`: the guest image in GUEST, 256 MiB,
+    PARAMS (bh.run=/bh.run64=, bh.ip=, ...) on the kernel command line; ISOLATION,
+    DEVICES (each a flow mapping's text) and MORE (whole lines, e.g. a health block) when
+    given. On bulkhead's own monitor (ENGINE None) the command line starts with CMDLINE;
+    with engine: qemu, bulkhead's runner puts the console and panic options in front
+    itself. KERNEL replaces the image's kernel (a copy, a broken one)."""
+    base = f"{CMDLINE} " if engine is None else ""
     text = (f"  - name: {name}\n"
-            f"    kernel: {guest / 'vmlinuz'}\n"
+            f"    kernel: {kernel or guest / 'vmlinuz'}\n"
             f"    initrd: {guest / 'initramfs.cpio.gz'}\n"
-            f"    cmdline: '{CMDLINE} {params}'\n"
-            f"    cpus: {cpus}\n"
-            f"    memory: 256M\n")
+            f"    cmdline: '{base}{params}'\n")
+    if engine:
+        text += f"    engine: {engine}\n"
+    text += (f"    cpus: {cpus}\n"
+             f"    memory: 256M\n")
     if isolation:
         text += f"    isolation: {isolation}\n"
     text += more

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from conftest import ROOT
+from linuxsys import partition
 
 PYTHON = "/usr/bin/python3"
 BUILDER = ROOT / "guest" / "build.py"
@@ -47,16 +48,8 @@ def linux(name, kernel, command, cpus="[0]", devices=(), more="", params=""):
     """A Linux partition's YAML entry running COMMAND (through bh.run64), with more init
     parameters (bh.ip=...) in front."""
     run64 = base64.b64encode(command.encode()).decode()
-    text = (f"  - name: {name}\n"
-            f"    kernel: {kernel}\n"
-            f"    initrd: {GUEST / 'initramfs.cpio.gz'}\n"
-            f"    cmdline: \"{params + ' ' if params else ''}bh.run64={run64}\"\n"
-            f"    engine: qemu\n"
-            f"    cpus: {cpus}\n"
-            f"    memory: 256M\n{more}")
-    if devices:
-        text += "    devices:\n" + "".join(f"      - {d}\n" for d in devices)
-    return text
+    return partition(name, GUEST, f"{params + ' ' if params else ''}bh.run64={run64}",
+                     cpus=cpus, devices=devices, more=more, engine="qemu", kernel=kernel)
 
 
 def write_system(tmp_path, partitions, servers=""):
