@@ -214,6 +214,29 @@ static void aml_name(struct tbl_writer *w, const char seg[4])
 	tbl_put(w, seg, 4);
 }
 
+/* Device (NAME) {: the caller writes the contents, then aml_close()s what this returns. */
+static size_t aml_device_open(struct tbl_writer *w, const char name[4])
+{
+	size_t at;
+
+	tbl_put8(w, AML_EXT);
+	tbl_put8(w, AML_DEVICE);
+	at = aml_open(w);
+	tbl_put(w, name, 4);
+	return at;
+}
+
+/* An I/O port resource descriptor: LEN ports at PORT, 16-bit decode. */
+static void res_io(struct tbl_writer *w, uint16_t port, uint8_t len)
+{
+	tbl_put8(w, RES_IO);
+	tbl_put8(w, IO_DECODE16);
+	tbl_put16(w, port);                         /* minimum base */
+	tbl_put16(w, port);                         /* maximum base */
+	tbl_put8(w, 1);                             /* alignment */
+	tbl_put8(w, len);
+}
+
 static void word_addr(struct tbl_writer *w, uint8_t space, uint8_t type_flags,
 		      uint16_t min, uint16_t max)
 {
@@ -238,12 +261,7 @@ static void pci_crs(struct tbl_writer *w, const struct acpi_config *c)
 	size_t at;
 
 	word_addr(&r, RES_SPACE_BUS, 0, 0, 0);
-	tbl_put8(&r, RES_IO);
-	tbl_put8(&r, IO_DECODE16);
-	tbl_put16(&r, PCI_CONFIG_PORT);
-	tbl_put16(&r, PCI_CONFIG_PORT);
-	tbl_put8(&r, 1);                            /* alignment */
-	tbl_put8(&r, PCI_CONFIG_LEN);
+	res_io(&r, PCI_CONFIG_PORT, PCI_CONFIG_LEN);
 	word_addr(&r, RES_SPACE_IO, RES_IO_ENTIRE_RANGE, 0, PCI_CONFIG_PORT - 1);
 	word_addr(&r, RES_SPACE_IO, RES_IO_ENTIRE_RANGE, PCI_CONFIG_PORT + PCI_CONFIG_LEN,
 		  0xffff);
@@ -303,10 +321,7 @@ static void pvpanic_device(struct tbl_writer *w, uint16_t port)
 	static const char hid[] = "QEMU0001";
 	size_t dev, buf;
 
-	tbl_put8(w, AML_EXT);
-	tbl_put8(w, AML_DEVICE);
-	dev = aml_open(w);
-	tbl_put(w, "PEVT", 4);
+	dev = aml_device_open(w, "PEVT");
 	aml_name(w, "_HID");
 	tbl_put8(w, AML_STRING);
 	tbl_put(w, hid, sizeof(hid));               /* with its terminating NUL */
@@ -314,12 +329,7 @@ static void pvpanic_device(struct tbl_writer *w, uint16_t port)
 	tbl_put8(w, AML_BUFFER);
 	buf = aml_open(w);
 	aml_int(w, 10);                             /* IO descriptor (8) + end tag (2) */
-	tbl_put8(w, RES_IO);
-	tbl_put8(w, IO_DECODE16);
-	tbl_put16(w, port);
-	tbl_put16(w, port);
-	tbl_put8(w, 1);                             /* alignment */
-	tbl_put8(w, 1);                             /* length */
+	res_io(w, port, 1);
 	tbl_put8(w, RES_END);
 	tbl_put8(w, 0);
 	aml_close(w, buf);
@@ -335,10 +345,7 @@ static void dsdt_body(struct tbl_writer *w, const struct acpi_config *c)
 	scope = aml_open(w);
 	tbl_put8(w, AML_ROOT);
 	tbl_put(w, "_SB_", 4);
-	tbl_put8(w, AML_EXT);
-	tbl_put8(w, AML_DEVICE);
-	dev = aml_open(w);
-	tbl_put(w, "PCI0", 4);
+	dev = aml_device_open(w, "PCI0");
 	aml_name(w, "_HID");
 	tbl_put8(w, AML_DWORD);
 	tbl_put32(w, EISA_PNP0A03);

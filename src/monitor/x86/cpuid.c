@@ -3,6 +3,7 @@
  * is the one the MADT and MP table describe: vCPU i has APIC id i, one package.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@ static unsigned cpuid_id_bits(unsigned nvcpus)
 	while ((1u << bits) < nvcpus)
 		bits++;
 	return bits;
+}
+
+static uint32_t bit_if(uint32_t reg, uint32_t bit, bool on)
+{
+	return on ? reg | bit : reg & ~bit;
 }
 
 /* Leaves 0xb and 0x1f: subleaf 0 is the thread level (one per core), 1 the core level
@@ -85,10 +91,7 @@ unsigned x86_cpuid_filter(struct kvm_cpuid_entry2 *entries, unsigned nent, unsig
 				 index << 24 | (nvcpus & 0xff) << 16;
 			e->ecx &= ~(CPUID_1_ECX_VMX | CPUID_1_ECX_PDCM);
 			e->ecx |= CPUID_1_ECX_HYPERVISOR;
-			if (nvcpus > 1)
-				e->edx |= CPUID_1_EDX_HTT;
-			else
-				e->edx &= ~CPUID_1_EDX_HTT;
+			e->edx = bit_if(e->edx, CPUID_1_EDX_HTT, nvcpus > 1);
 			break;
 		case 4:
 			if (e->eax & 0x1f)            /* a cache level is described */
@@ -102,6 +105,7 @@ unsigned x86_cpuid_filter(struct kvm_cpuid_entry2 *entries, unsigned nent, unsig
 		case 0xf:                             /* resource monitoring: none */
 		case 0x10:                            /* resource allocation: none */
 		case 0x80000022:                      /* AMD PMU v2: none */
+		case 0x8000000a:                      /* SVM features: none without SVM */
 			e->eax = e->ebx = e->ecx = e->edx = 0;
 			break;
 		case 0xb:
@@ -111,17 +115,11 @@ unsigned x86_cpuid_filter(struct kvm_cpuid_entry2 *entries, unsigned nent, unsig
 		case 0x80000001:
 			e->ecx &= ~(CPUID_80000001_ECX_SVM | CPUID_80000001_ECX_PERFCTR_CORE |
 				    CPUID_80000001_ECX_PERFCTR_NB | CPUID_80000001_ECX_PERFCTR_LLC);
-			if (nvcpus > 1)
-				e->ecx |= CPUID_80000001_ECX_CMP_LEGACY;
-			else
-				e->ecx &= ~CPUID_80000001_ECX_CMP_LEGACY;
+			e->ecx = bit_if(e->ecx, CPUID_80000001_ECX_CMP_LEGACY, nvcpus > 1);
 			break;
 		case 0x80000008:
 			e->ecx = (e->ecx & ~(CPUID_80000008_ECX_NC | CPUID_80000008_ECX_APIC_SIZE)) |
 				 (nvcpus - 1) | cpuid_id_bits(nvcpus) << 12;
-			break;
-		case 0x8000000a:                      /* SVM features: none without SVM */
-			e->eax = e->ebx = e->ecx = e->edx = 0;
 			break;
 		case 0x8000001e:
 			e->eax = index;               /* extended APIC id */
