@@ -1,7 +1,7 @@
 /*
- * The net class's pieces that main.c and net.c share: preparing uplinks (a TAP fd given
- * by the supervisor, or one the standalone server opens itself) before the sandbox, and
- * moving frames through them afterwards (net_tap.c).
+ * The net class's pieces that main.c and the net_*.c files share: preparing uplinks (a
+ * TAP fd given by the supervisor, or one the standalone server opens itself) before the
+ * sandbox, and moving frames through them afterwards (net_tap.c).
  */
 #ifndef BH_IOSERVER_NET_H
 #define BH_IOSERVER_NET_H
