@@ -231,6 +231,8 @@ static void net_drain(struct vu_dev *d)
 		} else {
 			net_tx_frame(p, net_now_ns(), false);
 		}
+	} else if (p->busy && !p->admitted) {
+		sw_rate_forget(&p->sw);
 	}
 	p->busy = false;
 	net_stash_shift(p, p->nstash, usable);

@@ -28,11 +28,12 @@ void net_report(struct net_port *p, bool final)
 		     "{\"event\":\"counters\",\"server\":%s,%s,\"network\":%s,"
 		     "\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"rx_frames\":%" PRIu64
 		     ",\"rx_bytes\":%" PRIu64 ",\"tx_frames\":%" PRIu64 ",\"tx_bytes\":%" PRIu64
-		     ",\"drop_spoof\":%" PRIu64 ",\"drop_rate\":%" PRIu64 ",\"drop_no_buffer\":%"
-		     PRIu64 ",\"drop_oversize\":%" PRIu64 ",\"drop_malformed\":%" PRIu64 "%s}\n",
+		     ",\"rate_held\":%" PRIu64 ",\"drop_spoof\":%" PRIu64 ",\"drop_rate\":%"
+		     PRIu64 ",\"drop_no_buffer\":%" PRIu64 ",\"drop_oversize\":%" PRIu64
+		     ",\"drop_malformed\":%" PRIu64 "%s}\n",
 		     server, who, net, m[0], m[1], m[2], m[3], m[4], m[5], c->rx_frames,
-		     c->rx_bytes, c->tx_frames, c->tx_bytes, c->drop_spoof, c->drop_rate,
-		     c->drop_no_buffer, c->drop_oversize, c->drop_malformed,
+		     c->rx_bytes, c->tx_frames, c->tx_bytes, c->rate_held, c->drop_spoof,
+		     c->drop_rate, c->drop_no_buffer, c->drop_oversize, c->drop_malformed,
 		     final ? ",\"final\":true" : "");
 	if (n > 0 && (size_t)n < sizeof(line))
 		ios_event_write(p->ns->s, line, (size_t)n);

@@ -201,7 +201,13 @@ uint64_t sw_rate_admit(struct sw_port *p, uint64_t len, uint64_t now)
 	need = len < b->burst ? len : b->burst;
 	if (b->tokens >= need) {
 		b->tokens = len < b->tokens ? b->tokens - len : 0;
+		b->waiting = false;
 		return 0;
+	}
+	if (!b->waiting) {
+		b->waiting = true;
+		p->c.rate_held++;
+		p->gen++;
 	}
 	/* The time the missing bytes take, less what has accrued towards them already. */
 	deficit = need - b->tokens;
@@ -210,6 +216,11 @@ uint64_t sw_rate_admit(struct sw_port *p, uint64_t len, uint64_t now)
 	if (now > b->last_ns)
 		wait = wait > now - b->last_ns ? wait - (now - b->last_ns) : 0;
 	return wait ? wait : 1;
+}
+
+void sw_rate_forget(struct sw_port *p)
+{
+	p->bucket.waiting = false;
 }
 
 /* ------------------------------------------------------------------ counters */
@@ -225,7 +236,10 @@ void sw_count_drop(struct sw_port *p, enum sw_drop why)
 {
 	switch (why) {
 	case SW_DROP_SPOOF: p->c.drop_spoof++; break;
-	case SW_DROP_RATE: p->c.drop_rate++; break;
+	case SW_DROP_RATE:
+		p->c.drop_rate++;
+		sw_rate_forget(p);
+		break;
 	case SW_DROP_NO_BUFFER: p->c.drop_no_buffer++; break;
 	case SW_DROP_OVERSIZE: p->c.drop_oversize++; break;
 	case SW_DROP_MALFORMED: p->c.drop_malformed++; break;

@@ -23,9 +23,12 @@
 #define SW_AGE_NS_DEFAULT (300ull * 1000000000ull)
 #define SW_NS_PER_S       1000000000ull
 
-/* What a port has seen; rx is towards the guest (delivered), tx from it (accepted). */
+/* What a port has seen; rx is towards the guest (delivered), tx from it (accepted).
+ * rate_held: frames its token bucket made wait, so a sender slower than its limit can
+ * be told from a limit that held (neither drops anything). */
 struct sw_counters {
 	uint64_t rx_frames, rx_bytes, tx_frames, tx_bytes;
+	uint64_t rate_held;
 	uint64_t drop_spoof, drop_rate, drop_no_buffer, drop_oversize, drop_malformed;
 };
 
@@ -43,6 +46,8 @@ struct sw_bucket {
 	uint64_t burst;                   /* bytes */
 	uint64_t tokens;
 	uint64_t last_ns;                 /* when the last whole byte was credited */
+	bool waiting;                     /* a frame was refused and has not gone yet: it
+					   * counts in rate_held once, however often it asks */
 };
 
 struct sw_switch;
@@ -116,8 +121,13 @@ void sw_fdb_learn(struct sw_switch *sw, const uint8_t addr[SW_MAC_LEN], struct s
 
 /* Rate limiting: takes len bytes of credit and returns 0, or returns the nanoseconds
  * until there will be enough (nothing taken). A frame larger than the burst goes when
- * the bucket is full, and empties it. Always 0 on a port without a limit. */
+ * the bucket is full, and empties it. Always 0 on a port without a limit. A refused
+ * frame is expected back until it is admitted, or given up with SW_DROP_RATE: it counts
+ * rate_held once, when first refused. */
 uint64_t sw_rate_admit(struct sw_port *p, uint64_t len, uint64_t now);
+/* The refused frame is given up without counting drop_rate (its ring broke): the next
+ * one refused is another frame. */
+void sw_rate_forget(struct sw_port *p);
 void sw_bucket_refill(struct sw_bucket *b, uint64_t now);
 
 /* Counting on a port. */

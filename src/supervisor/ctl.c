@@ -151,7 +151,8 @@ static long long count(json_t *port, const char *key)
 	return (long long)json_integer_value(json_object_get(port, key));
 }
 
-/* A net server's ports: traffic as the guest sees it, drops by reason. */
+/* A net server's ports: traffic as the guest sees it, frames its rate limit held back,
+ * drops by reason. */
 static void print_ports(json_t *server)
 {
 	json_t *ports = json_object_get(server, "ports"), *port;
@@ -159,8 +160,9 @@ static void print_ports(json_t *server)
 
 	if (!json_array_size(ports))
 		return;
-	printf("\n%-22s %-8s %10s %12s %10s %12s  %s\n", "PORT", "NETWORK", "RX FRAMES",
-	       "RX BYTES", "TX FRAMES", "TX BYTES", "DROPS spoof/rate/no-buffer/oversize/malformed");
+	printf("\n%-22s %-8s %10s %12s %10s %12s %10s  %s\n", "PORT", "NETWORK", "RX FRAMES",
+	       "RX BYTES", "TX FRAMES", "TX BYTES", "RATE HELD",
+	       "DROPS spoof/rate/no-buffer/oversize/malformed");
 	json_array_foreach(ports, i, port) {
 		char who[64];
 
@@ -169,11 +171,12 @@ static void print_ports(json_t *server)
 		else
 			snprintf(who, sizeof(who), "%s/%lld", str_or(json_object_get(port, "partition"), "?"),
 				 count(port, "device"));
-		printf("%-22s %-8s %10lld %12lld %10lld %12lld  %lld/%lld/%lld/%lld/%lld\n", who,
-		       str_or(json_object_get(port, "network"), "?"), count(port, "rx_frames"),
+		printf("%-22s %-8s %10lld %12lld %10lld %12lld %10lld  %lld/%lld/%lld/%lld/%lld\n",
+		       who, str_or(json_object_get(port, "network"), "?"), count(port, "rx_frames"),
 		       count(port, "rx_bytes"), count(port, "tx_frames"), count(port, "tx_bytes"),
-		       count(port, "drop_spoof"), count(port, "drop_rate"), count(port, "drop_no_buffer"),
-		       count(port, "drop_oversize"), count(port, "drop_malformed"));
+		       count(port, "rate_held"), count(port, "drop_spoof"), count(port, "drop_rate"),
+		       count(port, "drop_no_buffer"), count(port, "drop_oversize"),
+		       count(port, "drop_malformed"));
 	}
 }
 

@@ -1,7 +1,7 @@
 /* Unit tests for src/ioserver/net_switch.c: the net server's learning switch. MAC
  * learning, moves and aging on an injected clock, flooding rules, network separation,
  * anti-spoofing (not on the uplink), length checks, the token bucket (delay, refill,
- * burst, frames above the burst) and the counters. */
+ * burst, frames above the burst, frames it held) and the counters. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -257,19 +257,19 @@ static void test_bucket_delay_and_refill(void **state)
 	assert_int_equal(sw_rate_admit(&p, 100, t + 3600 * S), 0);
 	assert_int_equal(p.bucket.tokens, 2900);
 	assert_int_equal(p.c.drop_rate, 0);                           /* delayed, not dropped */
+	assert_int_equal(p.c.rate_held, 1);                           /* one frame, asked twice */
 }
 
 static void test_bucket_rate_over_time(void **state)
 {
 	struct sw_port p;
-	uint64_t t = 0, sent = 0;
+	uint64_t t = 0, sent = 0, wait = 0;
 
 	sw_port_init(&p, mac_a, false, &p);
 	sw_port_set_rate(&p, 1000000, 64 * 1024, t);                 /* 1 MB/s */
 	/* a sender that always has 1514-byte frames, for 10 s */
 	while (t < 10 * S) {
-		uint64_t wait = sw_rate_admit(&p, 1514, t);
-
+		wait = sw_rate_admit(&p, 1514, t);
 		if (wait)
 			t += wait;
 		else
@@ -277,6 +277,55 @@ static void test_bucket_rate_over_time(void **state)
 	}
 	/* burst + rate x time, give or take a frame */
 	assert_in_range(sent, 10000000 + 64 * 1024 - 1514, 10000000 + 64 * 1024 + 1514);
+	/* every frame but the 43 the burst covered waited, once; so did the one still
+	 * waiting when the time was up */
+	assert_int_equal(p.c.rate_held, sent / 1514 - 43 + (wait != 0));
+}
+
+/* rate_held counts frames, not refusals: a frame asks until it goes or is given up. */
+static void test_bucket_held_counts_frames(void **state)
+{
+	struct sw_port p;
+	uint64_t gen;
+
+	sw_port_init(&p, mac_a, false, &p);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(sw_rate_admit(&p, 1500, 0), 0);      /* no limit */
+	sw_port_set_rate(&p, 1000, 1500, 0);
+	assert_int_equal(sw_rate_admit(&p, 1500, 0), 0);              /* the burst */
+	assert_int_equal(p.c.rate_held, 0);
+	gen = p.gen;
+	assert_int_equal(sw_rate_admit(&p, 1500, 0), 1500 * MS);
+	assert_int_equal(sw_rate_admit(&p, 1500, 500 * MS), 1000 * MS);
+	assert_int_equal(sw_rate_admit(&p, 1500, 1000 * MS), 500 * MS);
+	assert_int_equal(p.c.rate_held, 1);
+	assert_true(p.gen != gen);                                    /* reported */
+	assert_int_equal(sw_rate_admit(&p, 1500, 1500 * MS), 0);
+	assert_int_equal(p.c.rate_held, 1);
+	/* the next frame waits too, and is given up (its ring stopped) */
+	assert_int_not_equal(sw_rate_admit(&p, 1500, 1500 * MS), 0);
+	assert_int_equal(p.c.rate_held, 2);
+	sw_count_drop(&p, SW_DROP_RATE);
+	/* so the one after it is a new frame that waits */
+	assert_int_not_equal(sw_rate_admit(&p, 1500, 1600 * MS), 0);
+	assert_int_equal(p.c.rate_held, 3);
+	assert_int_equal(p.c.drop_rate, 1);
+	assert_int_equal(sw_rate_admit(&p, 1500, 10 * S), 0);        /* it goes */
+	/* one given up with its broken ring, without a drop, ends its wait as well */
+	assert_int_not_equal(sw_rate_admit(&p, 1500, 10 * S), 0);
+	sw_rate_forget(&p);
+	assert_int_not_equal(sw_rate_admit(&p, 1500, 10 * S), 0);
+	assert_int_equal(p.c.rate_held, 5);
+	assert_int_equal(p.c.drop_rate, 1);
+	assert_int_equal(sw_rate_admit(&p, 1500, 20 * S), 0);        /* it goes */
+	/* a frame that finds its credit there is not held */
+	assert_int_equal(sw_rate_admit(&p, 1500, 30 * S), 0);
+	assert_int_equal(p.c.rate_held, 5);
+	/* the uplink is never limited, so never held */
+	p.uplink = true;
+	assert_int_equal(sw_rate_admit(&p, 1500, 30 * S), 0);
+	assert_int_equal(sw_rate_admit(&p, 1500, 30 * S), 0);
+	assert_int_equal(p.c.rate_held, 5);
 }
 
 static void test_bucket_frame_above_burst(void **state)
@@ -349,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_bucket_delay_and_refill),
 		cmocka_unit_test(test_bucket_rate_over_time),
 		cmocka_unit_test(test_bucket_frame_above_burst),
+		cmocka_unit_test(test_bucket_held_counts_frames),
 		cmocka_unit_test(test_counters),
 		cmocka_unit_test(test_ports_limit),
 	};

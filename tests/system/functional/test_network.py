@@ -9,6 +9,7 @@ import subprocess
 import sys
 import pathlib
 import time
+import warnings
 
 import pytest
 
@@ -83,14 +84,39 @@ def test_networks_are_separate(bulkhead, inmates, tmp_path):
 
 
 def test_rate_limit_holds_within_ten_percent(bulkhead, inmates, tmp_path):
-    # 1 MiB/s, not the 10 MB/s one would like: a bare-metal guest on this nested KVM
-    # sends at most 3 to 4.5 MB/s (docs/benchmarks.md), and a limit it cannot reach
-    # tests nothing. The unit tests check the token bucket at any rate.
-    rate = 1 << 20
+    """A 128 KiB/s limit on a bare-metal sender: delivered at no more than the limit + 10%
+    always, and at no less than the limit - 10% when the limit is what set the pace.
+
+    The lower edge says something about the limiter only if the sender could go faster:
+    once, on a heavily loaded machine, netperf managed 0.886 x the old 1 MiB/s limit and
+    the test could not tell a slow sender from a limiter that under-delivers. The port's
+    `rate_held` counter (frames the token bucket made wait) tells them apart.
+
+    The numbers make a slow sender unlikely, and harmless when it happens:
+    - 128 KiB/s is a seventh of what that loaded machine's sender managed, and 20 to 35
+      times below a quiet one's (3 to 4.5 MB/s, docs/benchmarks.md). The transmit ring
+      (256 frames) fills at once and holds 3 s of traffic at this rate, so the sender's
+      vCPU can stall for seconds without leaving the limiter short of a frame.
+    - burst 16K, not the default 64K: the burst arrives at the start of the receiver's
+      measurement and adds burst / (limit x ~5 s of stream) to the rate it sees: 64K
+      would take the whole 10% margin, 16K takes 2.5%, and still absorbs a 125 ms stall
+      of the server.
+    Limited: rate_held >= 75% of the frames the port sent. A sender that outran the limit
+    has every frame held but the ten the burst covers, ARP and the end markers; on a
+    loaded machine a server that wakes late finds credit for more than the waiting frame,
+    so the next few go without waiting while the pace stays the limit's (75 to 98% held at
+    0.99 to 1.03 x the limit, measured with 4 and 8 busy loops on 2 CPUs), whereas a
+    sender slower than the limit finds its credit there for most frames. Not limited: the
+    lower edge is left unchecked, with a warning, but the sender must still have outrun
+    the limit at times (rate_held > 0: a machine whose sender cannot reach 128 KiB/s
+    cannot run this test), those frames delayed, not dropped (nothing lost, drop_rate 0),
+    and the upper edge holds. No timing is asserted beyond the two edges.
+    """
+    rate = 128 << 10
     parts = [
         Partition("sender", inmates / "netperf.elf",
                   f"ip={A_IP}/24 peer={B_IP} size=1514 duration=2000",
-                  [{"network": "lan0", "rate": "{bytes_per_sec: 1M}"}], cpu=0),
+                  [{"network": "lan0", "rate": "{bytes_per_sec: 128K, burst: 16K}"}], cpu=0),
         Partition("sink", inmates / "netecho.elf", f"ip={B_IP}/24 streams=1 idle-exit=20000",
                   [{"network": "lan0"}], cpu=1),
     ]
@@ -99,11 +125,19 @@ def test_rate_limit_holds_within_ten_percent(bulkhead, inmates, tmp_path):
     streams = r.streams("sink")
     assert len(streams) == 1, r.describe()
     s = streams[0]
-    assert s["lost"] == 0, s
+    c = r.counters("sender")
     # Delayed, never dropped: the limit shows as the receiver's byte rate.
+    assert s["lost"] == 0, s
+    assert c.get("drop_rate", 0) == 0, c
     measured = s["bytes"] / (s["us"] / 1e6)
-    assert 0.9 * rate <= measured <= 1.1 * rate, (measured, rate, s)
-    assert r.counters("sender").get("drop_rate", 0) == 0
+    assert measured <= 1.1 * rate, (measured, rate, s, c)
+    assert c.get("rate_held", 0) > 0, (measured, rate, s, c)
+    if c["rate_held"] >= 0.75 * c["tx_frames"]:
+        assert measured >= 0.9 * rate, (measured, rate, s, c)
+    else:
+        warnings.warn(f"the sender set the pace ({measured / rate:.3f} x the limit, "
+                      f"{c['rate_held']} of {c['tx_frames']} frames held): the limit's "
+                      "lower edge went unchecked")
 
 
 def ip(*args, check=True):
@@ -214,7 +248,9 @@ def test_status_shows_port_counters(bulkhead, inmates, tmp_path):
     ports = {p["partition"]: p for p in server["ports"]}
     assert ports["echoer"]["rx_frames"] >= 50 and ports["echoer"]["tx_frames"] >= 50, ports
     assert ports["echoer"]["network"] == "lan0" and ports["echoer"]["drop_spoof"] == 0
+    assert ports["echoer"]["rate_held"] == 0                       # no limit
     assert table.returncode == 0 and "echoer/0" in table.stdout and "RX FRAMES" in table.stdout
+    assert "RATE HELD" in table.stdout
 
 
 @pytest.mark.parametrize("isolation", ["window", "shared"])
