@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define BH_BOOTINFO_MAGIC    0x4f4f424b48554c42ULL  /* "BLUHKBOO" little-endian */
-#define BH_BOOTINFO_VERSION  1
+#define BH_BOOTINFO_VERSION  2
 #define BH_NAME_MAX          32
 #define BH_CMDLINE_MAX       2048
 #define BH_BOOTINFO_REGIONS  16
@@ -26,6 +26,16 @@ struct bh_bootinfo_region {
 
 enum { BH_REGION_SHARED = 1, BH_REGION_SAMPLING = 2, BH_REGION_QUEUING = 3 };
 
+/* Version 2: this partition's end of a channel, parallel to regions[] (same index). A
+ * shared region has no port: name "" and role BH_PORT_NONE. */
+struct bh_bootinfo_port {
+	char     name[BH_NAME_MAX + 1];  /* the port name the system file gives this end */
+	uint8_t  role;            /* BH_PORT_NONE, BH_PORT_SOURCE, BH_PORT_DESTINATION */
+	uint8_t  pad[6];
+};
+
+enum { BH_PORT_NONE = 0, BH_PORT_SOURCE = 1, BH_PORT_DESTINATION = 2 };
+
 struct bh_bootinfo {
 	uint64_t magic;
 	uint32_t version;
@@ -40,7 +50,13 @@ struct bh_bootinfo {
 	uint32_t nr_regions;
 	uint32_t pad2;
 	struct bh_bootinfo_region regions[BH_BOOTINFO_REGIONS];
+	/* version 2 */
+	struct bh_bootinfo_port ports[BH_BOOTINFO_REGIONS];
 };
+
+_Static_assert(sizeof(struct bh_bootinfo_region) == 64, "version 1 layout");
+_Static_assert(__builtin_offsetof(struct bh_bootinfo, regions) == 2136, "version 1 layout");
+_Static_assert(sizeof(struct bh_bootinfo_port) == 40, "version 2 layout");
 
 _Static_assert(sizeof(struct bh_bootinfo) <= 4096, "bootinfo must fit one page");
 

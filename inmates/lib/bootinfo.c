@@ -26,6 +26,8 @@ void bootinfo_init(const struct bh_bootinfo *raw)
 		bootinfo_copy.nr_regions = BH_BOOTINFO_REGIONS;
 	for (uint32_t i = 0; i < bootinfo_copy.nr_regions; i++)
 		bootinfo_copy.regions[i].name[BH_NAME_MAX] = '\0';
+	for (uint32_t i = 0; i < BH_BOOTINFO_REGIONS; i++)
+		bootinfo_copy.ports[i].name[BH_NAME_MAX] = '\0';
 	bootinfo_ok = 1;
 }
 

@@ -20,9 +20,12 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		printf("hello:   argv[%d] = \"%s\"\n", i, argv[i]);
 	for (uint32_t i = 0; i < bi->nr_regions; i++)
-		printf("hello: region '%s' at 0x%lx, %lu KiB%s\n", bi->regions[i].name,
+		printf("hello: region '%s' at 0x%lx, %lu KiB%s%s%s%s\n", bi->regions[i].name,
 		       bi->regions[i].gpa, bi->regions[i].size >> 10,
-		       bi->regions[i].writable ? "" : " (read-only)");
+		       bi->regions[i].writable ? "" : " (read-only)",
+		       bi->ports[i].role ? ", port '" : "", bi->ports[i].name,
+		       bi->ports[i].role == BH_PORT_SOURCE ? "' (source)" :
+		       bi->ports[i].role == BH_PORT_DESTINATION ? "' (destination)" : "");
 	for (int i = 1; i < argc; i++)
 		if (!strncmp(argv[i], "lines=", 6)) {
 			unsigned long n = strtoul(argv[i] + 6, NULL, 10);

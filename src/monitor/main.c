@@ -56,10 +56,11 @@ static void mon_usage(FILE *out)
 		"                    vCPU per CPU, each pinned to its own\n"
 		"  --cmdline STRING  arguments for the guest, in its boot information\n"
 		"  --event-fd FD     write JSON event lines to FD (default: stderr)\n"
-		"  --region NAME,KIND,GPA,SIZE,FD,rw|ro\n"
+		"  --region NAME,KIND,GPA,SIZE,FD,rw|ro[,port=PORT,source|destination]\n"
 		"                    map memfd FD (a shared region or channel; KIND is shared,\n"
 		"                    sampling or queuing) at guest-physical GPA; ro makes guest\n"
-		"                    writes isolation violations. Up to %d; listed in bootinfo\n"
+		"                    writes isolation violations. Up to %d; listed in bootinfo,\n"
+		"                    a channel with this partition's port name and role\n"
 		"  --device TYPE,slot=N,fd=FD|socket=PATH[,isolation=window|shared]\n"
 		"                    a virtio-pci device (TYPE blk, console, rng or net) at\n"
 		"                    00:N.0 (N 1 to 31), served by a vhost-user server on the\n"
@@ -326,8 +327,8 @@ static int mon_parse(int argc, char **argv, struct mon_options *o, cpu_set_t *cp
 			if (o->nregions == BH_BOOTINFO_REGIONS)
 				return mon_fail(NULL, "--region: at most %d regions", BH_BOOTINFO_REGIONS);
 			if (mon_region_parse(optarg, &o->regions[o->nregions]))
-				return mon_fail(NULL, "--region: not NAME,KIND,GPA,SIZE,FD,rw|ro: '%s'",
-						optarg);
+				return mon_fail(NULL, "--region: not NAME,KIND,GPA,SIZE,FD,rw|ro"
+						"[,port=PORT,source|destination]: '%s'", optarg);
 			o->nregions++;
 			break;
 		case OPT_DEVICE: {
@@ -508,8 +509,8 @@ int mon_cmd_monitor(int argc, char **argv)
 		mon_fail(&m, "cannot enter the seccomp sandbox: %s", strerror(-ret));
 		_exit(MON_EXIT_SETUP);      /* vCPU threads sit in KVM_RUN: leave them to exit */
 	}
-	ev_emit(&m, "start", "\"id\":%u,\"memory\":%" PRIu64 ",\"entry\":\"0x%" PRIx64 "\"",
-		opt.id, opt.mem_size, m.entry);
+	ev_emit(&m, "start", "\"id\":%u,\"memory\":%" PRIu64 ",\"entry\":\"0x%" PRIx64 "\","
+		"\"tsc\":\"%s\"", opt.id, opt.mem_size, m.entry, m.tsc_host ? "host" : "kvm");
 	mon_vcpus_run(&m);
 	ret = m.run_error;
 	switch (m.stop) {

@@ -51,6 +51,8 @@ struct mon_region {
 	uint64_t gpa, size;
 	int      fd;
 	void    *host;
+	char     port[BH_NAME_MAX + 1];  /* a channel end's port name, or "" */
+	uint8_t  role;            /* BH_PORT_NONE, _SOURCE or _DESTINATION */
 };
 
 /* A virtio device given with --device (device_opt.c); the device itself is struct vdev
@@ -139,6 +141,7 @@ struct mon {
 	unsigned  nvcpus;
 	size_t    run_size;
 	uint64_t  tsc_khz;
+	bool      tsc_host;       /* the vCPUs' TSC offset was set to 0: guest TSC = host's */
 
 	/* the image (or kernel) and initrd, read and validated before KVM set-up, dropped
 	 * once loaded (boot.c, boot_linux.c) */

@@ -46,19 +46,39 @@ static int parse_u64(const char *s, uint64_t *v)
 	return errno || *end ? -EINVAL : 0;
 }
 
-/* "NAME,KIND,GPA,SIZE,FD,rw|ro" */
+/* The optional fields after the first six: "port=NAME" and "source" or "destination",
+ * both or neither, each once, only for a channel. */
+static int parse_port(char **f, int n, struct mon_region *r)
+{
+	for (int i = 0; i < n; i++) {
+		if (!strncmp(f[i], "port=", 5) && !r->port[0] && f[i][5] &&
+		    strlen(f[i] + 5) <= BH_NAME_MAX)
+			strcpy(r->port, f[i] + 5);
+		else if (!strcmp(f[i], "source") && !r->role)
+			r->role = BH_PORT_SOURCE;
+		else if (!strcmp(f[i], "destination") && !r->role)
+			r->role = BH_PORT_DESTINATION;
+		else
+			return -EINVAL;
+	}
+	if (!r->port[0] != !r->role || (r->role && r->kind == BH_REGION_SHARED))
+		return -EINVAL;
+	return 0;
+}
+
+/* "NAME,KIND,GPA,SIZE,FD,rw|ro[,port=PORT,source|destination]" */
 int mon_region_parse(const char *arg, struct mon_region *r)
 {
-	char buf[256], *save = NULL, *f[6];
+	char buf[256], *save = NULL, *f[8];
 	uint64_t fd;
 	int n = 0;
 
 	if (strlen(arg) >= sizeof(buf))
 		return -EINVAL;
 	strcpy(buf, arg);
-	for (char *t = strtok_r(buf, ",", &save); t && n < 6; t = strtok_r(NULL, ",", &save))
+	for (char *t = strtok_r(buf, ",", &save); t && n < 8; t = strtok_r(NULL, ",", &save))
 		f[n++] = t;
-	if (n != 6 || strtok_r(NULL, ",", &save) || strlen(f[0]) > BH_NAME_MAX)
+	if (n < 6 || strtok_r(NULL, ",", &save) || strlen(f[0]) > BH_NAME_MAX)
 		return -EINVAL;
 	memset(r, 0, sizeof(*r));
 	strcpy(r->name, f[0]);
@@ -70,7 +90,7 @@ int mon_region_parse(const char *arg, struct mon_region *r)
 		r->writable = true;
 	else if (strcmp(f[5], "ro"))
 		return -EINVAL;
-	return 0;
+	return parse_port(f + 6, n - 6, r);
 }
 
 /* Regions lie above RAM, 2 MiB aligned, inside what the page tables map, apart. */
@@ -153,5 +173,7 @@ void mon_regions_bootinfo(const struct mon *m, struct bh_bootinfo *bi)
 		b->writable = r->writable;
 		b->gpa = r->gpa;
 		b->size = r->size;
+		memcpy(bi->ports[i].name, r->port, sizeof(bi->ports[i].name));
+		bi->ports[i].role = r->role;
 	}
 }

@@ -151,6 +151,25 @@ static int vm_vcpu_create(struct mon *m, struct mon_vcpu *v, unsigned index)
 	return 0;
 }
 
+/* Every partition's TSC reads the host's, so a timestamp one partition writes into a
+ * sampling channel means the same in another (a VM's TSC otherwise starts near 0 when
+ * its vCPU is created). KVM_VCPU_TSC_OFFSET exists from Linux 5.16; without it the
+ * offset stays what KVM chose, as docs/monitor.md says. */
+static bool vm_tsc_offset_zero(struct mon_vcpu *v)
+{
+#ifdef KVM_VCPU_TSC_OFFSET
+	uint64_t offset = 0;
+	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET,
+					.addr = (uintptr_t)&offset };
+
+	return !vm_ioctl(v->fd, KVM_HAS_DEVICE_ATTR, (uintptr_t)&attr) &&
+	       !vm_ioctl(v->fd, KVM_SET_DEVICE_ATTR, (uintptr_t)&attr);
+#else
+	(void)v;
+	return false;
+#endif
+}
+
 /* The partition's vCPUs, 0 (the bootstrap processor) first: with the in-kernel LAPIC
  * KVM starts the others in the wait-for-SIPI state. */
 int mon_vcpu_create(struct mon *m)
@@ -168,6 +187,7 @@ int mon_vcpu_create(struct mon *m)
 		m->nvcpus = i + 1;
 		if (ret)
 			return ret;
+		m->tsc_host = vm_tsc_offset_zero(&m->vcpu[i]) && (i == 0 || m->tsc_host);
 	}
 	/* The guest learns the TSC rate from boot information; 0 when KVM cannot say. */
 	if (vm_ioctl(m->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GET_TSC_KHZ) > 0) {

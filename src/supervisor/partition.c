@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bulkhead/channels.h"
 #include "bulkhead/control.h"
 #include "supervisor/sup.h"
 
@@ -52,6 +53,27 @@ int sup_alloc_partition(struct sup *s, struct sup_partition *p)
 	return p->mem_fd < 0 ? p->mem_fd : 0;
 }
 
+/* The static half of a channel's header, from the system file: the area describes
+ * itself, so an end's parameters are the file's, not what a program believes. */
+static int write_channel_header(int fd, const struct bh_channel *ch)
+{
+	struct bh_chan_header h = {
+		.magic = BH_CHAN_MAGIC,
+		.type = ch->type == BH_CHAN_QUEUING ? BH_CHAN_AREA_QUEUING : BH_CHAN_AREA_SAMPLING,
+		.max_message = (uint32_t)ch->max_message,
+		.depth = ch->type == BH_CHAN_QUEUING ? ch->depth : 0,
+		.refresh_ns = ch->type == BH_CHAN_QUEUING ? 0 : ch->refresh_ns,
+		.area_size = ch->size,
+	};
+
+	if (pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h)) {
+		fprintf(stderr, "bulkhead run: channel '%s': cannot write its header: %s\n",
+			ch->name, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
 /* Shared regions and channels live as long as the system: a partition restart keeps
  * its peers' data. */
 int sup_alloc_shared(struct sup *s)
@@ -67,6 +89,8 @@ int sup_alloc_shared(struct sup *s)
 					       s->sys->channels[i].size);
 		if (s->channel_fd[i] < 0)
 			return s->channel_fd[i];
+		if (write_channel_header(s->channel_fd[i], &s->sys->channels[i]))
+			return -EIO;
 	}
 	return 0;
 }
@@ -90,10 +114,24 @@ static void format_cpus(const struct bh_cpuset *set, char *buf, size_t len)
 			used += (size_t)snprintf(buf + used, len - used, used ? ",%u" : "%u", c);
 }
 
+/* The partition's end of a channel, for its monitor's --region: the port name its
+ * program opens and whether it writes (source) or reads (destination). */
+static const char *channel_end(const struct bh_channel *ch, unsigned pi, const char **role)
+{
+	*role = "source";
+	if (ch->source.partition.idx == (int)pi)
+		return ch->source.port;
+	*role = "destination";
+	for (unsigned i = 0; i < ch->ndests; i++)
+		if (ch->dests[i].partition.idx == (int)pi)
+			return ch->dests[i].port;
+	return NULL;
+}
+
 static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, int event_w)
 {
 	char id[16], memory[32], cpus[4096], event_fd[8], mem_fd[8];
-	char regions[BH_MAX_MEMMAP][BH_MAX_NAME + 64], devices[BH_MAX_DEVICES][64], wdog[24];
+	char regions[BH_MAX_MEMMAP][2 * BH_MAX_NAME + 96], devices[BH_MAX_DEVICES][64], wdog[24];
 	const char *argv[28 + 2 * BH_MAX_MEMMAP + 2 * BH_MAX_DEVICES];
 	int lifted[BH_MAX_MEMMAP], dev_lifted[BH_MAX_DEVICES], ctl_lifted;
 	char ctl_arg[16];
@@ -177,14 +215,21 @@ static void exec_monitor(struct sup *s, struct sup_partition *p, int console_w, 
 	}
 	for (unsigned i = 0; i < p->cfg->nmemmap; i++) {
 		const struct bh_map_entry *e = &p->cfg->memmap[i];
+		const char *port = NULL, *role = NULL;
+		int len;
 
 		if (e->kind == BH_MAP_RAM)
 			continue;
 		if (dup2(lifted[i], (int)fd_next) < 0)
 			_exit(127);
-		snprintf(regions[i], sizeof(regions[i]), "%s,%s,0x%llx,%llu,%u,%s", e->name,
-			 bh_map_kind_names[e->kind], (unsigned long long)e->gpa,
-			 (unsigned long long)e->size, fd_next++, e->writable ? "rw" : "ro");
+		len = snprintf(regions[i], sizeof(regions[i]), "%s,%s,0x%llx,%llu,%u,%s", e->name,
+			       bh_map_kind_names[e->kind], (unsigned long long)e->gpa,
+			       (unsigned long long)e->size, fd_next++, e->writable ? "rw" : "ro");
+		if (e->kind != BH_MAP_SHARED)
+			port = channel_end(&s->sys->channels[e->object], p->id, &role);
+		if (port)
+			snprintf(regions[i] + len, sizeof(regions[i]) - (size_t)len, ",port=%s,%s",
+				 port, role);
 		argv[n++] = "--region";
 		argv[n++] = regions[i];
 	}

@@ -193,7 +193,9 @@ def test_hello_prints_and_exits_0(bulkhead, inmates):
     assert 'argv[1] = "one"' in r.out and 'argv[2] = "two"' in r.out
     assert r.kinds() == ["start", "exit"]
     assert r.events[0] == {"event": "start", "partition": "greeter", "id": 0,
-                           "memory": 67108864, "entry": r.events[0]["entry"]}
+                           "memory": 67108864, "entry": r.events[0]["entry"],
+                           "tsc": r.events[0]["tsc"]}
+    assert r.events[0]["tsc"] in ("host", "kvm")
     assert r.last() == {"event": "exit", "partition": "greeter", "status": 0}
 
 
