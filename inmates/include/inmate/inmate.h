@@ -18,6 +18,7 @@
 #include <inmate/pci.h>
 #include <inmate/pic.h>
 #include <inmate/pit.h>
+#include <inmate/ports.h>
 #include <inmate/printf.h>
 #include <inmate/runtime.h>
 #include <inmate/string.h>
