@@ -76,9 +76,12 @@ int mon_region_parse(const char *arg, struct mon_region *r)
 	if (strlen(arg) >= sizeof(buf))
 		return -EINVAL;
 	strcpy(buf, arg);
-	for (char *t = strtok_r(buf, ",", &save); t && n < 8; t = strtok_r(NULL, ",", &save))
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (n == 8)
+			return -EINVAL;
 		f[n++] = t;
-	if (n < 6 || strtok_r(NULL, ",", &save) || strlen(f[0]) > BH_NAME_MAX)
+	}
+	if (n < 6 || strlen(f[0]) > BH_NAME_MAX)
 		return -EINVAL;
 	memset(r, 0, sizeof(*r));
 	strcpy(r->name, f[0]);
