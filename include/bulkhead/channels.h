@@ -30,6 +30,10 @@
 #define BH_QUEUING_SIZE(max_message, depth) \
 	BH_CHAN_PAGE(BH_CHAN_HEADER + (unsigned long long)(depth) * BH_QUEUING_SLOT(max_message))
 
+/* The system file's limits (the checker's BH_MAX_MESSAGE and BH_MAX_DEPTH). */
+#define BH_CHAN_MAX_MESSAGE  (1u << 20)
+#define BH_CHAN_MAX_DEPTH    4096u
+
 #define BH_CHAN_MAGIC        0x4e414843u              /* "CHAN" little-endian */
 
 /* Same values as the boot information's region kinds (BH_REGION_SAMPLING, _QUEUING). */

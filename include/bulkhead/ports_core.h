@@ -13,9 +13,6 @@
 
 #include "channels.h"
 
-#define BH_CHAN_MAX_MESSAGE  (1u << 20)    /* the system file's limits */
-#define BH_CHAN_MAX_DEPTH    4096u
-
 enum port_error {
 	PORT_OK = 0,
 	PORT_ENOENT,      /* this partition has no port of that name */

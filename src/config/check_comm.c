@@ -8,6 +8,9 @@
 #include "common/units.h"
 #include "config/compile.h"
 
+_Static_assert(BH_MAX_MESSAGE == BH_CHAN_MAX_MESSAGE && BH_MAX_DEPTH == BH_CHAN_MAX_DEPTH,
+	       "the ports API checks channel headers against the file's limits");
+
 static void check_region(const struct bh_region *r, struct diag *d)
 {
 	unsigned distinct = 0;

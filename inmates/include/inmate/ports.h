@@ -20,6 +20,10 @@
 enum { PORT_SAMPLING = BH_CHAN_AREA_SAMPLING, PORT_QUEUING = BH_CHAN_AREA_QUEUING };
 enum { PORT_SOURCE = BH_PORT_SOURCE, PORT_DESTINATION = BH_PORT_DESTINATION };
 
+_Static_assert((int)PORT_SAMPLING == (int)BH_REGION_SAMPLING &&
+	       (int)PORT_QUEUING == (int)BH_REGION_QUEUING,
+	       "a channel area's type is its region kind");
+
 struct port {
 	volatile struct bh_chan_header *h;
 	volatile uint8_t *area;
