@@ -61,25 +61,16 @@ def system_file(tmp, mode):
     a64 = base64.b64encode(A_CMD.format(blocks=blocks, pings=PINGS).encode()).decode()
     b64 = base64.b64encode(B_CMD.encode()).decode()
     path = tmp / f"linux-own-{mode}.yaml"
-    path.write_text(f"""system:
-  name: bench-linux-own
-  cpus: [0, 1]
-  log_dir: {tmp / ('log-' + mode)}
-io_servers:
-  - name: blkio
-    class: blk
-    disks:
-      - {{name: d, file: {tmp / ('disk-' + mode + '.img')}, size: {DD_MIB * 2}M, create: true}}
-  - {{name: netio, class: net}}
-networks:
-  - {{name: lan0, server: netio}}
-partitions:
-""" + linuxsys.partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation=mode,
-                         devices=["{type: blk, server: blkio, disk: d}",
-                                  "{type: net, network: lan0}"])
-      + linuxsys.partition("b", GUEST, f"bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
-                           isolation=mode, devices=["{type: net, network: lan0}"]))
-    return path
+    disk = tmp / ("disk-" + mode + ".img")
+    return linuxsys.write_system(path, "bench-linux-own", tmp / ("log-" + mode), [
+        linuxsys.partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation=mode,
+                           devices=["{type: blk, server: blkio, disk: d}",
+                                    "{type: net, network: lan0}"]),
+        linuxsys.partition("b", GUEST, f"bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
+                           isolation=mode, devices=["{type: net, network: lan0}"])],
+        servers=[linuxsys.blk_server(disk, f"{DD_MIB * 2}M", more=", create: true"),
+                 "{name: netio, class: net}"],
+        networks=["{name: lan0, server: netio}"])
 
 
 def run(kvm, system):

@@ -45,3 +45,22 @@ def partition(name, guest, params, cpus="[0]", isolation=None, devices=(), more=
     if devices:
         text += "    devices:\n" + "".join(f"      - {d}\n" for d in devices)
     return text
+
+
+def blk_server(disk, size, name="blkio", more=""):
+    """A blk I/O server's entry (flow mapping) serving DISK as disk 'd' of SIZE; MORE
+    adds keys to the disk (e.g. ', create: true')."""
+    return f"{{name: {name}, class: blk, disks: [{{name: d, file: {disk}, size: {size}{more}}}]}}"
+
+
+def write_system(path, name, log, partitions, servers=(), networks=()):
+    """A system file at PATH: NAME on CPUs 0 and 1, logs in LOG, the I/O SERVERS and
+    NETWORKS (each an entry's flow mapping), then the PARTITIONS' entries (partition()).
+    Returns PATH."""
+    text = f"system:\n  name: {name}\n  cpus: [0, 1]\n  log_dir: {log}\n"
+    if servers:
+        text += "io_servers:\n" + "".join(f"  - {s}\n" for s in servers)
+    if networks:
+        text += "networks:\n" + "".join(f"  - {n}\n" for n in networks)
+    path.write_text(text + "partitions:\n" + "".join(partitions))
+    return path

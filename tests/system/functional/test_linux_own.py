@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from linuxsys import load_runner, partition
+from linuxsys import blk_server, load_runner, partition, write_system
 
 PYTHON = "/usr/bin/python3"
 RUNNER = ROOT / "rig" / "run.py"
@@ -76,14 +76,10 @@ def test_linux_boots_to_init_and_exits_with_its_status(images, bulkhead, tmp_pat
     Each partition's summary carries its command's status, so 'bulkhead run' ends 1.
     Linux's clock is the host's, from the monitor's CMOS real-time clock."""
     system = tmp_path / "linux-own.yaml"
-    system.write_text(f"""system:
-  name: linux-own
-  cpus: [0, 1]
-  log_dir: {tmp_path / 'log'}
-partitions:
-""" + partition("good", GUEST, 'bh.run="echo hello from $(uname -s) $(uname -r); '
-                'cat /proc/cmdline; date -u +year=%Y"')
-      + partition("bad", GUEST, 'bh.run="echo failing on purpose; exit 3"', cpus="[1]"))
+    write_system(system, "linux-own", tmp_path / "log", [
+        partition("good", GUEST, 'bh.run="echo hello from $(uname -s) $(uname -r); '
+                  'cat /proc/cmdline; date -u +year=%Y"'),
+        partition("bad", GUEST, 'bh.run="echo failing on purpose; exit 3"', cpus="[1]")])
     start = time.monotonic()
     status, out, err = run_system(images, bulkhead, system)
     secs = time.monotonic() - start
@@ -148,12 +144,8 @@ def test_linux_two_vcpus(images, bulkhead, tmp_path):
     once for 3 s (a spin pinned to each CPU) and exits 0."""
     run64 = base64.b64encode(SMP_SCRIPT.encode()).decode()
     system = tmp_path / "linux-smp.yaml"
-    system.write_text(f"""system:
-  name: linux-smp
-  cpus: [0, 1]
-  log_dir: {tmp_path / 'log'}
-partitions:
-""" + partition("smp", GUEST, f"bh.run64={run64}", cpus="[0, 1]"))
+    write_system(system, "linux-smp", tmp_path / "log",
+                 [partition("smp", GUEST, f"bh.run64={run64}", cpus="[0, 1]")])
     status, out, err = run_system(images, bulkhead, system)
     assert status == 0, out + err
     assert re.search(r"^smp\s+\| NPROC 2$", out, re.M), out
@@ -199,27 +191,18 @@ def test_linux_blk_write_verify_window_and_shared(images, bulkhead, tmp_path):
     disk.write_bytes(bytes(data))
     heads = [hashlib.md5(data[s * slice_mib << 20:(s * slice_mib << 20) + (1 << 20)]).hexdigest()
              for s in range(2)]
-    parts = ""
+    parts = []
     for i, (name, mode, extra, tail) in enumerate((
             ("win", "window", "", "; echo powering off; poweroff -f"),
             ("shr", "shared", " pci=nomsi", ""))):
         run64 = base64.b64encode((BLK_SCRIPT + tail).encode()).decode()
-        parts += partition(name, GUEST, f"{extra.strip()} bh.run64={run64}".strip(),
-                           cpus=f"[{i}]", isolation=mode,
-                           devices=[f"{{type: blk, server: blkio, disk: d, "
-                                    f"offset: {i * slice_mib}M, size: {slice_mib}M}}"])
+        parts.append(partition(name, GUEST, f"{extra.strip()} bh.run64={run64}".strip(),
+                               cpus=f"[{i}]", isolation=mode,
+                               devices=[f"{{type: blk, server: blkio, disk: d, "
+                                        f"offset: {i * slice_mib}M, size: {slice_mib}M}}"]))
     system = tmp_path / "linux-blk.yaml"
-    system.write_text(f"""system:
-  name: linux-blk
-  cpus: [0, 1]
-  log_dir: {tmp_path / 'log'}
-io_servers:
-  - name: blkio
-    class: blk
-    disks:
-      - {{name: d, file: {disk}, size: {2 * slice_mib}M}}
-partitions:
-{parts}""")
+    write_system(system, "linux-blk", tmp_path / "log", parts,
+                 servers=[blk_server(disk, f"{2 * slice_mib}M")])
     status, out, err = run_system(images, bulkhead, system)
     assert status == 0, out + err
     for name, head in (("win", heads[0]), ("shr", heads[1])):
@@ -296,18 +279,10 @@ def test_linux_blk_survives_server_kills_window(images, bulkhead, tmp_path):
     helper.write_text(KILLER.format(log=log, kills=kills))
     run64 = base64.b64encode(KILL_LOOP.format(rounds=rounds).encode()).decode()
     system = tmp_path / "linux-kill.yaml"
-    system.write_text(f"""system:
-  name: linux-kill
-  cpus: [0, 1]
-  log_dir: {log}
-io_servers:
-  - name: blkio
-    class: blk
-    disks:
-      - {{name: d, file: {disk}, size: 8M}}
-partitions:
-""" + partition("lx", GUEST, f"bh.run64={run64}", cpus="[1]", isolation="window",
-                devices=["{type: blk, server: blkio, disk: d}"]))
+    write_system(system, "linux-kill", log,
+                 [partition("lx", GUEST, f"bh.run64={run64}", cpus="[1]", isolation="window",
+                            devices=["{type: blk, server: blkio, disk: d}"])],
+                 servers=[blk_server(disk, "8M")])
     status, out, err = run_system(images, bulkhead, system, helper)
     assert status == 0, out + err
     assert re.search(r"^rig: helper exit status 0$", out, re.M), out
@@ -350,14 +325,10 @@ def test_linux_panic_is_a_fault_handled_per_health(images, bulkhead, tmp_path):
     helper.write_text(EVENT_COUNTER.format(log=log))
     system = tmp_path / "linux-panic.yaml"
     crash = 'bh.run="echo panicking; echo c >/proc/sysrq-trigger; echo still here"'
-    system.write_text(f"""system:
-  name: linux-panic
-  cpus: [0, 1]
-  log_dir: {log}
-partitions:
-""" + partition("lx", GUEST, crash, cpus="[1]",
-                more="    health: {on_fault: restart, max_restarts: 1}\n")
-      + partition("ly", GUEST, crash, cpus="[0]", more="    health: {on_fault: halt}\n"))
+    write_system(system, "linux-panic", log, [
+        partition("lx", GUEST, crash, cpus="[1]",
+                  more="    health: {on_fault: restart, max_restarts: 1}\n"),
+        partition("ly", GUEST, crash, cpus="[0]", more="    health: {on_fault: halt}\n")])
     status, out, err = run_system(images, bulkhead, system, helper)
     assert status == 1, out + err
     for name, boots in (("lx", 2), ("ly", 1)):
@@ -414,21 +385,14 @@ def test_linux_net_rng_console(images, bulkhead, tmp_path, isolation):
     devices = ["{type: net, network: lan0}", "{type: rng, server: rngio}",
                "{type: console, server: conio}"]
     system = tmp_path / "linux-net.yaml"
-    system.write_text(f"""system:
-  name: linux-net
-  cpus: [0, 1]
-  log_dir: {tmp_path / 'log'}
-io_servers:
-  - {{name: netio, class: net}}
-  - {{name: rngio, class: rng}}
-  - {{name: conio, class: console}}
-networks:
-  - {{name: lan0, server: netio}}
-partitions:
-""" + partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation=isolation,
-                devices=devices)
-      + partition("b", GUEST, f"pci=nomsi bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
-                  isolation=isolation, devices=devices))
+    write_system(system, "linux-net", tmp_path / "log", [
+        partition("a", GUEST, f"bh.ip=10.0.0.1/24 bh.run64={a64}", isolation=isolation,
+                  devices=devices),
+        partition("b", GUEST, f"pci=nomsi bh.ip=10.0.0.2/24 bh.run64={b64}", cpus="[1]",
+                  isolation=isolation, devices=devices)],
+        servers=["{name: netio, class: net}", "{name: rngio, class: rng}",
+                 "{name: conio, class: console}"],
+        networks=["{name: lan0, server: netio}"])
     status, out, err = run_system(images, bulkhead, system)
     assert status == 0, out + err
     got = {int(m.group(1)): m.groups() for m in PING_SUMMARY.finditer(out)}
@@ -506,21 +470,12 @@ def test_linux_ext2_on_blk_rng_console_poweroff_window(images, bulkhead, tmp_pat
     helper.write_text(DISK_CHECK.format(log=log, disk=disk, marker=marker))
     run64 = base64.b64encode(FS_SCRIPT.format(marker=marker).encode()).decode()
     system = tmp_path / "linux-fs.yaml"
-    system.write_text(f"""system:
-  name: linux-fs
-  cpus: [0, 1]
-  log_dir: {log}
-io_servers:
-  - name: blkio
-    class: blk
-    disks:
-      - {{name: d, file: {disk}, size: 16M}}
-  - {{name: rngio, class: rng}}
-  - {{name: conio, class: console}}
-partitions:
-""" + partition("lx", GUEST, f"bh.run64={run64}", cpus="[1]", isolation="window",
-                devices=["{type: blk, server: blkio, disk: d}",
-                         "{type: rng, server: rngio}", "{type: console, server: conio}"]))
+    write_system(system, "linux-fs", log, [
+        partition("lx", GUEST, f"bh.run64={run64}", cpus="[1]", isolation="window",
+                  devices=["{type: blk, server: blkio, disk: d}",
+                           "{type: rng, server: rngio}", "{type: console, server: conio}"])],
+        servers=[blk_server(disk, "16M"), "{name: rngio, class: rng}",
+                 "{name: conio, class: console}"])
     start = time.monotonic()
     status, out, err = run_system(images, bulkhead, system, helper)
     secs = time.monotonic() - start
