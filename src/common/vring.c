@@ -295,7 +295,8 @@ void vring_set_notify(struct vring *vr, bool enable)
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-size_t vring_copy_from(const struct vring_chain *c, size_t skip, void *dst, size_t len)
+size_t vring_walk(const struct vring_chain *c, bool write, size_t skip, size_t len,
+		  vring_piece_fn fn, void *ctx)
 {
 	size_t done = 0;
 
@@ -303,8 +304,11 @@ size_t vring_copy_from(const struct vring_chain *c, size_t skip, void *dst, size
 		const struct vring_iov *v = &c->iov[i];
 		size_t n;
 
-		if (v->write)
-			break;                   /* readable buffers come first */
+		if (v->write != write) {
+			if (!write)
+				break;                   /* readable buffers come first */
+			continue;
+		}
 		if (skip >= v->len) {
 			skip -= v->len;
 			continue;
@@ -312,33 +316,44 @@ size_t vring_copy_from(const struct vring_chain *c, size_t skip, void *dst, size
 		n = v->len - skip;
 		if (n > len - done)
 			n = len - done;
-		memcpy((char *)dst + done, (const char *)v->base + skip, n);
+		fn(ctx, (uint8_t *)v->base + skip, n);
 		done += n;
 		skip = 0;
 	}
 	return done;
 }
 
+/* A flat buffer's cursor, for the copies. */
+struct vring_flat {
+	uint8_t *p;
+};
+
+static void piece_out(void *ctx, uint8_t *buf, size_t n)
+{
+	struct vring_flat *f = ctx;
+
+	memcpy(f->p, buf, n);
+	f->p += n;
+}
+
+static void piece_in(void *ctx, uint8_t *buf, size_t n)
+{
+	struct vring_flat *f = ctx;
+
+	memcpy(buf, f->p, n);
+	f->p += n;
+}
+
+size_t vring_copy_from(const struct vring_chain *c, size_t skip, void *dst, size_t len)
+{
+	struct vring_flat f = { dst };
+
+	return vring_walk(c, false, skip, len, piece_out, &f);
+}
+
 size_t vring_copy_to(const struct vring_chain *c, size_t skip, const void *src, size_t len)
 {
-	size_t done = 0;
+	struct vring_flat f = { (uint8_t *)src };
 
-	for (unsigned i = 0; i < c->niov && done < len; i++) {
-		const struct vring_iov *v = &c->iov[i];
-		size_t n;
-
-		if (!v->write)
-			continue;
-		if (skip >= v->len) {
-			skip -= v->len;
-			continue;
-		}
-		n = v->len - skip;
-		if (n > len - done)
-			n = len - done;
-		memcpy((char *)v->base + skip, (const char *)src + done, n);
-		done += n;
-		skip = 0;
-	}
-	return done;
+	return vring_walk(c, true, skip, len, piece_in, &f);
 }

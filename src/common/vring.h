@@ -115,6 +115,12 @@ size_t vring_desc_size(uint16_t num);
 size_t vring_avail_size(uint16_t num);
 size_t vring_used_size(uint16_t num);
 
+/* Visits up to len bytes of a chain's writable buffers (write) or readable ones,
+ * skipping the first `skip`: fn gets each piece in order. Returns the bytes visited. */
+typedef void (*vring_piece_fn)(void *ctx, uint8_t *buf, size_t n);
+size_t vring_walk(const struct vring_chain *c, bool write, size_t skip, size_t len,
+		  vring_piece_fn fn, void *ctx);
+
 /* Copies between a chain and a flat buffer: out of its readable buffers (skipping
  * `skip` bytes) / into its writable buffers. Return the bytes copied. */
 size_t vring_copy_from(const struct vring_chain *c, size_t skip, void *dst, size_t len);

@@ -30,30 +30,29 @@ static void net_frame_copy(const struct iovec *iov, size_t pos[2], uint8_t *dst,
 	}
 }
 
+/* A frame and where its next byte is, for vring_walk. */
+struct net_frame_pos {
+	const struct iovec *iov;
+	size_t *pos;
+};
+
+static void net_frame_piece(void *ctx, uint8_t *dst, size_t n)
+{
+	struct net_frame_pos *f = ctx;
+
+	net_frame_copy(f->iov, f->pos, dst, n);
+}
+
 /* Fills the writable buffers of chain c, from skip on, with up to *left frame bytes;
  * returns the bytes written. */
 static uint32_t net_fill_chain(const struct vring_chain *c, size_t skip, const struct iovec *iov,
 			       size_t pos[2], size_t *left)
 {
-	uint32_t done = 0;
+	struct net_frame_pos f = { iov, pos };
+	size_t done = vring_walk(c, true, skip, *left, net_frame_piece, &f);
 
-	for (unsigned i = 0; i < c->niov && *left; i++) {
-		const struct vring_iov *v = &c->iov[i];
-		size_t n;
-
-		if (!v->write)
-			continue;
-		if (skip >= v->len) {
-			skip -= v->len;
-			continue;
-		}
-		n = v->len - skip < *left ? v->len - skip : *left;
-		net_frame_copy(iov, pos, (uint8_t *)v->base + skip, n);
-		*left -= n;
-		done += (uint32_t)n;
-		skip = 0;
-	}
-	return done;
+	*left -= done;
+	return (uint32_t)done;
 }
 
 /* The next receive chain, into the stash: false when the ring has none (or broke). A
