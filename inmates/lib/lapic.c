@@ -25,6 +25,9 @@
 #define LAPIC_LVT_NMI      (4u << 8)
 #define LAPIC_TPR_ALL      0        /* accept interrupts of every priority */
 #define LAPIC_LVT_MASKED   (1u << 16)
+#define LAPIC_LVT_TSC_DEADLINE (2u << 17)  /* timer mode bits 17-18: 10b */
+#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
+#define MSR_TSC_DEADLINE   0x6E0
 #define LAPIC_TIMER_DIV_1  0xB      /* divide configuration: by 1 */
 #define LAPIC_CAL_US       2000u    /* calibration window against the TSC */
 #define LAPIC_CAL_START    0xFFFFFFFFu
@@ -112,4 +115,51 @@ void lapic_timer_cancel(void)
 uint64_t lapic_timer_count(void)
 {
 	return lapic_timer_fired;
+}
+
+/*
+ * Raw timer programming for a program that takes the timer interrupt itself (the
+ * latency inmate): it registers its own handler on `vector` and EOIs there. The LVT is
+ * written once here, so each later shot costs one register write (one exit), not two.
+ */
+int lapic_tsc_deadline_supported(void)
+{
+	uint32_t r[4];
+
+	cpu_cpuid(1, 0, r);
+	return !!(r[2] & CPUID_1_ECX_TSC_DEADLINE);
+}
+
+int lapic_timer_deadline_setup(unsigned vector)
+{
+	if (!lapic_tsc_deadline_supported())
+		return -1;
+	lapic_enable();
+	lapic_write(LAPIC_REG_LVT_TIMER, LAPIC_LVT_TSC_DEADLINE | vector);
+	/*
+	 * The SDM asks for a fence between the LVT's (MMIO) mode switch and the first
+	 * deadline write, which is an MSR write and not serializing. No mfence here (see
+	 * docs/inmates.md): a locked no-op orders the same way.
+	 */
+	__asm__ volatile("lock; addl $0, (%%rsp)" : : : "memory", "cc");
+	return 0;
+}
+
+void lapic_timer_deadline(uint64_t tsc)
+{
+	cpu_wrmsr(MSR_TSC_DEADLINE, tsc);
+}
+
+int lapic_timer_oneshot_setup(unsigned vector)
+{
+	if (!lapic_timer_khz())
+		return -1;
+	lapic_write(LAPIC_REG_LVT_TIMER, vector);   /* one-shot, unmasked */
+	lapic_write(LAPIC_REG_TIMER_DIV, LAPIC_TIMER_DIV_1);
+	return 0;
+}
+
+void lapic_timer_start(uint32_t count)
+{
+	lapic_write(LAPIC_REG_TIMER_INIT, count);
 }

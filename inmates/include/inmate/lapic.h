@@ -26,4 +26,17 @@ int lapic_timer_oneshot_us(uint64_t us);
 void lapic_timer_cancel(void);
 uint64_t lapic_timer_count(void);     /* shots delivered so far */
 
+/* The timer for a program that handles its interrupt itself (irq_register(vector, fn);
+ * fn EOIs). TSC-deadline mode, when CPUID.1:ECX[24] offers it: setup puts the LVT in that
+ * mode on `vector` (-1 if not offered), then each lapic_timer_deadline(tsc) arms one
+ * shot at that absolute TSC value (0 disarms). One-shot mode: setup (-1 if the timer
+ * does not count) puts the LVT in one-shot mode, divide by 1, then lapic_timer_start(n)
+ * fires after n timer ticks (lapic_timer_khz() per ms; 0 stops). lapic_timer_oneshot_us
+ * reprograms the LVT for the runtime's own vector. */
+int lapic_tsc_deadline_supported(void);
+int lapic_timer_deadline_setup(unsigned vector);
+void lapic_timer_deadline(uint64_t tsc);
+int lapic_timer_oneshot_setup(unsigned vector);
+void lapic_timer_start(uint32_t count);
+
 #endif
