@@ -7,7 +7,8 @@ SAMPLES samples with a PERIOD_US period and reports min / median / p99 / max in 
   partition        the `latency` inmate under `bulkhead run`, alone, on CPU 1
                    (TSC-deadline LAPIC timer; sample = TSC at handler entry - deadline)
   partition_noisy  the same with a neighbour partition on CPU 0 running `gaps`, a busy
-                   loop that reads the TSC (an exit each time) for the whole run
+                   loop that reads the TSC (an exit each time) for the whole run; the
+                   measurement starts DELAY_MS after boot, in both partition cases
   host             the baseline: build/bench/latency-host on CPU 1, SCHED_OTHER like a
                    vCPU thread, timer slack 1 ns, clock_nanosleep(TIMER_ABSTIME) on
                    CLOCK_MONOTONIC (cyclictest's method)
@@ -33,6 +34,10 @@ HOST = BUILD / "bench" / "latency-host"
 ROUNDS = int(os.environ.get("BENCH_RUNS", "3"))
 SAMPLES = int(os.environ.get("BENCH_LATENCY_SAMPLES", "2000"))
 PERIOD_US = 1000
+# The partition waits this long before its first sample, so a neighbour started with it
+# is past its start-up: a monitor starting on CPU 0 delays the other partition's
+# interrupts by milliseconds on this host, which is not what the noisy case measures.
+DELAY_MS = 500
 CPU = 1
 NOISY_CPU = 0
 
@@ -57,7 +62,7 @@ def parse(out, what):
 def system_file(tmp, noisy, gaps_ms):
     path = pathlib.Path(tmp) / ("noisy.yaml" if noisy else "quiet.yaml")
     parts = [f"  - {{name: lat, image: {BUILD}/inmates/latency.elf, "
-             f"cmdline: \"n={SAMPLES} period={PERIOD_US}\", cpus: [{CPU}], memory: 16M}}"]
+             f"cmdline: \"n={SAMPLES} period={PERIOD_US} delay={DELAY_MS}\", cpus: [{CPU}], memory: 16M}}"]
     if noisy:
         # gaps spins reading the TSC for gaps_ms: busy for the whole measurement.
         parts.append(f"  - {{name: noisy, image: {BUILD}/inmates/gaps.elf, "
@@ -111,7 +116,7 @@ def main():
     t0 = time.monotonic()
     # The neighbour must outlast the measurement: SAMPLES periods plus the latency
     # partition's own start and its sort, with room to spare.
-    gaps_ms = SAMPLES * PERIOD_US // 1000 + 2000
+    gaps_ms = DELAY_MS + SAMPLES * PERIOD_US // 1000 + 2000
     cases = {
         "partition": lambda: run_partition(quiet),
         "partition_noisy": lambda: run_partition(noisy),
@@ -145,6 +150,7 @@ def main():
         "partition_mode": runs["partition"][0]["mode"],
         "samples": SAMPLES,
         "period_us": PERIOD_US,
+        "delay_ms": DELAY_MS,
         "rounds": ROUNDS,
         "cpu": CPU,
         "noisy_cpu": NOISY_CPU,

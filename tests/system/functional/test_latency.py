@@ -56,7 +56,7 @@ def test_latency_inmate_reports_sane_statistics(bulkhead, inmates, mode):
 
 
 @pytest.mark.parametrize("args", ["n=0", "n=x", "n=10x", "period=5", "period=2000000",
-                                  "mode=periodic", "bogus"])
+                                  "mode=periodic", "delay=x", "delay=70000", "bogus"])
 def test_latency_inmate_bad_arguments(bulkhead, inmates, args):
     status, out = run_inmate(bulkhead, inmates, args)
     assert status == 2, out
