@@ -3,7 +3,9 @@
  * SOCK_SEQPACKET pair, `bulkhead monitor --control-fd`): a restarted I/O server's new
  * connection for one device, word that the server will not come back, or bytes for the
  * partition's UART to receive. And the one message a hot standby I/O server
- * (`bulkhead ioserver --standby-fd`) waits for on its own SOCK_SEQPACKET channel.
+ * (`bulkhead ioserver --standby-fd`) waits for on its own SOCK_SEQPACKET channel, and
+ * what the supervisor says to a running server on its control channel
+ * (`bulkhead ioserver --control-fd`).
  */
 #ifndef BULKHEAD_CONTROL_H
 #define BULKHEAD_CONTROL_H
@@ -45,6 +47,27 @@ struct bh_standby_msg {
 	uint32_t nfds;
 	uint32_t argc;
 	uint32_t reserved;
+};
+
+/* On a running server's control channel (SOCK_SEQPACKET, `--control-fd`): the
+ * supervisor sends REPLACE with SCM_RIGHTS carrying exactly one connected unix stream
+ * socket, the new frontend end for the server's connection `conn` (the index of its
+ * --conn option, from 0); the server drops that connection's device as if its frontend
+ * had hung up and serves the same spec on the new socket. Every message is answered
+ * with one REPLY: the same conn, status 0 or -errno (a refused message changes nothing).
+ * A partition starting again so keeps the server its neighbours use. */
+#define BH_IOSCTL_MAGIC      0x42484943u   /* "BHIC" */
+
+enum bh_iosctl_type {
+	BH_IOSCTL_REPLACE = 1,
+	BH_IOSCTL_REPLY = 2,
+};
+
+struct bh_iosctl_msg {
+	uint32_t magic;
+	uint32_t type;
+	uint32_t conn;
+	int32_t status;             /* REPLY: 0 or -errno; 0 in a REPLACE */
 };
 
 #endif

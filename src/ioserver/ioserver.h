@@ -131,6 +131,7 @@ struct vu_dev {
 	uint64_t protocol_features;
 	bool broken;                      /* NEEDS_RESET: a ring was corrupt */
 	bool dead;                        /* disconnected; freed at the end of the turn */
+	int conn;                         /* supervised: index of its --conn; -1 standalone */
 	struct vu_mem mem;
 	struct vu_inflight_map infl;      /* GET/SET_INFLIGHT_FD; map NULL without */
 	struct vu_queue q[IOS_MAX_QUEUES];
@@ -210,6 +211,15 @@ struct ios {
 	unsigned rr;                      /* round-robin start */
 	uint64_t counters_due_ns;         /* devices' counters: no report before this */
 	struct ios_net_opts net;          /* net class: uplinks, hold time */
+	/* Supervised: every --conn spec and the device now serving it (NULL once its
+	 * frontend hung up), so that the control channel can replace one. */
+	struct ios_conn_spec conns[IOS_MAX_CONNS];
+	struct vu_dev *conn_dev[IOS_MAX_CONNS];
+	unsigned nconns;
+	int ctl_fd;                       /* --control-fd, -1 without */
+	struct ios_watch ctl_watch;
+	int ctl_new_fd;                   /* a checked REPLACE waiting for the turn's end */
+	unsigned ctl_conn;
 	void *priv;                       /* the class's per-server state */
 };
 
@@ -269,6 +279,12 @@ void vu_queue_push(struct vu_queue *vq, uint16_t head, uint32_t len);
 void vu_queue_push_n(struct vu_queue *vq, const struct virtq_used_elem *elems, unsigned n);
 void vu_queue_notify(struct vu_queue *vq);
 void vu_queue_set_notify(struct vu_queue *vq, bool enable);
+
+/* control.c: the supervisor's control channel (--control-fd, bulkhead/control.h).
+ * ios_control_init watches it; ios_control_apply, at the end of a loop turn (no event
+ * of the turn may still point into a device it frees), carries out a checked REPLACE. */
+int ios_control_init(struct ios *s, int fd);
+void ios_control_apply(struct ios *s);
 
 /* sandbox.c */
 int ios_sandbox_enter(struct ios *s);

@@ -131,6 +131,7 @@ static void ios_dispatch(struct ios *s, int timeout_ms)
 
 		w->fn(s, w, ev[i].events);
 	}
+	ios_control_apply(s);
 	if (s->reap)
 		ios_reap(s);
 }

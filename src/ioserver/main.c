@@ -42,7 +42,7 @@ static const struct ios_backend *const ios_backends[] = {
 
 struct ios_opts {
 	const char *socket, *disk, *output, *name, *network, *mac;
-	int event_fd, standby_fd;
+	int event_fd, standby_fd, control_fd;
 	uint64_t poll_us;
 	bool hold_set;
 	struct ios_net_opts net;
@@ -106,6 +106,9 @@ static void ios_usage(FILE *out)
 		"                    before sleeping (default %d; 0: never poll)\n"
 		"  --hold-ms N       net: how long a frame waits for its receiver's buffers before\n"
 		"                    it is dropped (default %d; 0: never waits)\n"
+		"  --control-fd FD   supervised: the supervisor's SOCK_SEQPACKET control channel,\n"
+		"                    on which it replaces a connection with a new socket when\n"
+		"                    a partition starts again (bulkhead/control.h)\n"
 		"  --standby-fd FD   hot standby (started by 'bulkhead run' for 'standby: true'):\n"
 		"                    wait on the SOCK_SEQPACKET channel FD for the command line\n"
 		"                    and descriptors of the server to replace, then be it; exit\n"
@@ -168,7 +171,7 @@ static int ios_parse_number(const char *v, uint64_t max, uint64_t *out)
 }
 
 enum { OPT_SOCKET = 256, OPT_DISK, OPT_OUTPUT, OPT_NAME, OPT_EVENT_FD, OPT_CONN, OPT_POLL,
-       OPT_NETWORK, OPT_MAC, OPT_UPLINK, OPT_HOLD, OPT_STANDBY };
+       OPT_NETWORK, OPT_MAC, OPT_UPLINK, OPT_HOLD, OPT_STANDBY, OPT_CONTROL };
 
 static int ios_parse(int argc, char **argv, struct ios_opts *o)
 {
@@ -185,6 +188,7 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 		{ "uplink", required_argument, NULL, OPT_UPLINK },
 		{ "hold-ms", required_argument, NULL, OPT_HOLD },
 		{ "standby-fd", required_argument, NULL, OPT_STANDBY },
+		{ "control-fd", required_argument, NULL, OPT_CONTROL },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -194,6 +198,7 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 
 	o->event_fd = STDERR_FILENO;
 	o->standby_fd = -1;
+	o->control_fd = -1;
 	o->poll_us = IOS_POLL_US;
 	o->net.hold_ms = NET_HOLD_MS_DEFAULT;
 	opterr = 0;
@@ -221,6 +226,11 @@ static int ios_parse(int argc, char **argv, struct ios_opts *o)
 			if (ios_parse_number(optarg, INT32_MAX, &v))
 				return ios_fail("--standby-fd: '%s' is not a file descriptor", optarg);
 			o->standby_fd = (int)v;
+			break;
+		case OPT_CONTROL:
+			if (ios_parse_number(optarg, INT32_MAX, &v))
+				return ios_fail("--control-fd: '%s' is not a file descriptor", optarg);
+			o->control_fd = (int)v;
 			break;
 		case OPT_POLL:
 			if (ios_parse_number(optarg, 1000000, &v))
@@ -277,6 +287,14 @@ static bool ios_fd_is_stream_socket(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
 		return false;
 	return domain == AF_UNIX && type == SOCK_STREAM;
+}
+
+static bool ios_fd_is_seqpacket(int fd)
+{
+	int type = 0;
+	socklen_t len = sizeof(int);
+
+	return !getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) && type == SOCK_SEQPACKET;
 }
 
 /* Supervised specs: every fd open and of the right kind, no socket twice, and what
@@ -500,7 +518,13 @@ static int ios_setup(struct ios *s, struct ios_opts *o)
 		if (rc)
 			return ios_fail("%s device %u: %s", o->conns[i].partition,
 					o->conns[i].device, strerror(-rc));
+		d->conn = (int)i;
+		s->conn_dev[i] = d;
+		s->conns[i] = o->conns[i];
 	}
+	s->nconns = o->nconns;
+	if (ios_control_init(s, o->control_fd))
+		return ios_fail("epoll: %s", strerror(errno));
 	rc = ios_sandbox_enter(s);
 	if (rc)
 		return ios_fail("seccomp: %s", strerror(-rc));
@@ -544,7 +568,7 @@ int io_cmd_ioserver(int argc, char **argv)
 		int n;
 
 		if (o.socket || o.nconns || o.disk || o.output || o.network || o.mac ||
-		    o.net.nuplinks)
+		    o.net.nuplinks || o.control_fd >= 0)
 			return ios_fail("--standby-fd takes no device: the supervisor sends them");
 		n = ios_standby_wait(o.standby_fd, argv[1], &real);
 		if (n <= 0)
@@ -560,6 +584,9 @@ int io_cmd_ioserver(int argc, char **argv)
 		return ios_fail("--network, --mac, --uplink and --hold-ms are for net only");
 	if (fcntl(o.event_fd, F_GETFL) < 0)
 		return ios_fail("--event-fd %d is not open", o.event_fd);
+	if (o.control_fd >= 0 && (!o.nconns || !ios_fd_is_seqpacket(o.control_fd)))
+		return ios_fail("--control-fd %d: supervised only, and a unix SOCK_SEQPACKET "
+				"socket", o.control_fd);
 	snprintf(s->name, sizeof(s->name), "%s", o.name ? o.name : s->ops->name);
 	s->event_fd = o.event_fd;
 	s->poll_ns = o.poll_us * 1000;

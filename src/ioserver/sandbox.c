@@ -54,13 +54,19 @@ static int ios_sandbox_rules(struct ios *s, scmp_filter_ctx ctx)
 	if (!rc)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(newfstatat), 1,
 				      SCMP_A3(SCMP_CMP_MASKED_EQ, AT_EMPTY_PATH, AT_EMPTY_PATH));
+	/* New connections after start-up (accepted, or from the control channel) get
+	 * their timeouts; the control channel's sockets are checked for their kind. */
+	for (int i = 0; !rc && (s->listen_fd >= 0 || s->ctl_fd >= 0) && i < 2; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
+				      SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
+				      SCMP_A2(SCMP_CMP_EQ, i ? SO_SNDTIMEO : SO_RCVTIMEO));
+	for (int i = 0; !rc && s->ctl_fd >= 0 && i < 2; i++)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(getsockopt), 2,
+				      SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
+				      SCMP_A2(SCMP_CMP_EQ, i ? SO_TYPE : SO_DOMAIN));
 	if (!rc && s->listen_fd >= 0) {
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(accept4), 1,
 				      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)s->listen_fd));
-		for (int i = 0; !rc && i < 2; i++)
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(setsockopt), 2,
-					      SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
-					      SCMP_A2(SCMP_CMP_EQ, i ? SO_SNDTIMEO : SO_RCVTIMEO));
 		if (!rc)
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(unlinkat), 1,
 					      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)s->sock_dir_fd));

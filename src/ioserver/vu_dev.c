@@ -43,6 +43,7 @@ int vu_dev_new(struct ios *s, const struct ios_conn_spec *spec, struct vu_dev **
 		return -ENOMEM;
 	d->s = s;
 	d->sock = spec->fd;
+	d->conn = -1;
 	snprintf(d->partition, sizeof(d->partition), "%s", spec->partition);
 	d->device = spec->device;
 	for (unsigned i = 0; i < IOS_MAX_QUEUES; i++)
@@ -121,6 +122,8 @@ void vu_dev_free(struct vu_dev *d)
 			break;
 		}
 	s->ndevs--;
+	if (d->conn >= 0 && s->conn_dev[d->conn] == d)
+		s->conn_dev[d->conn] = NULL;
 	ios_counters_report(d, true);
 	if (s->ops->dev_fini)
 		s->ops->dev_fini(d);
