@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,9 @@
 #define SRV_BACKOFF_MAX_MS  2000
 /* How often the supervisor looks for the sockets of QEMU partitions still starting. */
 #define SRV_QEMU_POLL_MS    5
+/* How long a running server has to answer a REPLACE on its control channel before it
+ * is replaced instead; it answers at the end of its current loop turn. */
+#define SRV_CTL_REPLY_MS    1000
 
 static int replace_server(struct sup *s, struct sup_server *v, const char *reason);
 
@@ -141,10 +145,11 @@ static int net_conn_spec(const struct sup *s, const struct bh_device *dev, char 
 
 /* Fills the plan of what the server's process is given: its arguments and every
  * descriptor with the number it must have there (from SRV_FIRST_FD up; the event pipe
- * is SRV_EVENT_FD, set up by whoever makes the process). */
-static void plan_server(struct sup *s, struct sup_server *v, struct srv_plan *pl)
+ * is SRV_EVENT_FD, set up by whoever makes the process). ctl is the server's end of
+ * its control channel. Each connection given notes its --conn index (slot). */
+static void plan_server(struct sup *s, struct sup_server *v, int ctl, struct srv_plan *pl)
 {
-	int next = SRV_FIRST_FD, disk_num[BH_MAX_DISKS];
+	int next = SRV_FIRST_FD, disk_num[BH_MAX_DISKS], slot = 0;
 	const char **argv = pl->argv;
 	unsigned n = 0;
 
@@ -159,14 +164,18 @@ static void plan_server(struct sup *s, struct sup_server *v, struct srv_plan *pl
 	argv[n++] = v->cfg->name;
 	argv[n++] = "--event-fd";
 	argv[n++] = SRV_EVENT_FD_STR;
+	snprintf(pl->control, sizeof(pl->control), "%d", PLAN_FD(ctl));
+	argv[n++] = "--control-fd";
+	argv[n++] = pl->control;
 	for (unsigned c = 0; c < v->nconns; c++) {
-		const struct sup_conn *cn = &v->conns[c];
+		struct sup_conn *cn = &v->conns[c];
 		const struct sup_partition *p = &s->parts[cn->part];
 		const struct bh_device *dev = &p->cfg->devices[cn->dev];
 		char *spec = pl->specs[c];
 		size_t size = sizeof(pl->specs[c]);
 		int len;
 
+		cn->slot = cn->fd < 0 ? -1 : slot++;
 		if (cn->fd < 0)
 			continue;           /* a QEMU partition that is gone */
 		len = snprintf(spec, size, "fd=%d,partition=%s,device=%u", PLAN_FD(cn->fd),
@@ -220,13 +229,20 @@ static void exec_server(struct sup *s, struct sup_server *v, const struct srv_pl
 	_exit(127);
 }
 
+static void close_control(struct sup_server *v)
+{
+	if (v->ctl_fd >= 0)
+		close(v->ctl_fd);
+	v->ctl_fd = -1;
+}
+
 /* Starts the server's process: its standby takes over if it has one ready, else a fork
- * and exec. */
+ * and exec. Each process gets a control channel of its own. */
 static int start_server(struct sup *s, struct sup_server *v)
 {
 	static struct srv_plan plan;        /* large; the supervisor is single-threaded */
 	unsigned nconns = 0;
-	int events[2] = { -1, -1 };
+	int events[2] = { -1, -1 }, ctl[2];
 	bool standby;
 
 	for (unsigned c = 0; c < v->nconns; c++)
@@ -237,18 +253,26 @@ static int start_server(struct sup *s, struct sup_server *v)
 		v->stopping = true;
 		return 0;
 	}
-	plan_server(s, v, &plan);
+	close_control(v);
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl))
+		return -errno;
+	plan_server(s, v, ctl[1], &plan);
 	v->pid = sup_standby_take_over(s, v, &plan, &events[0]);
 	standby = v->pid > 0;
 	if (!standby) {
-		if (pipe2(events, O_CLOEXEC))
+		if (pipe2(events, O_CLOEXEC)) {
+			close(ctl[0]);
+			close(ctl[1]);
 			return -errno;
+		}
 		v->pid = fork();
 		if (v->pid < 0) {
 			int err = -errno;
 
 			close(events[0]);
 			close(events[1]);
+			close(ctl[0]);
+			close(ctl[1]);
 			v->pid = 0;
 			return err;
 		}
@@ -256,6 +280,8 @@ static int start_server(struct sup *s, struct sup_server *v)
 			exec_server(s, v, &plan, events[1]);
 		close(events[1]);
 	}
+	close(ctl[1]);
+	v->ctl_fd = ctl[0];
 	fcntl(events[0], F_SETFL, O_NONBLOCK);
 	sup_stream_init(&v->events, events[0], -1, sup_server_event_line, v);
 	sup_stream_watch(s, &v->events, SUP_TAG(SUP_TAG_SEVENT, v->id));
@@ -420,6 +446,7 @@ void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus)
 	sup_stream_close(s, &v->events);
 	sup_counters_fold(s, v);
 	v->pid = 0;
+	close_control(v);
 	if (WIFEXITED(wstatus))
 		sup_event(s, "server_exit", NULL, "\"server\":\"%s\",\"status\":%d,\"expected\":%s",
 			  v->cfg->name, WEXITSTATUS(wstatus), v->stopping ? "true" : "false");
@@ -513,6 +540,7 @@ static int replace_server(struct sup *s, struct sup_server *v, const char *reaso
 				;
 		}
 		v->pid = 0;
+		close_control(v);
 		sup_stream_drain(&v->events);     /* as sup_server_exited does */
 		sup_stream_close(s, &v->events);
 		sup_counters_fold(s, v);
@@ -542,6 +570,76 @@ int sup_operator_restart_server(struct sup *s, struct sup_server *v)
 	return replace_server(s, v, "operator");
 }
 
+/* Sends a REPLACE for the server's connection slot, fd its new socket, and waits for
+ * the answer: 0 once the server serves it, else -errno (the server's refusal, or no
+ * answer: a server that is ending, or stuck). */
+static int send_replace(struct sup_server *v, int slot, int fd)
+{
+	struct bh_iosctl_msg m = { .magic = BH_IOSCTL_MAGIC, .type = BH_IOSCTL_REPLACE,
+				   .conn = (uint32_t)slot };
+	char control[CMSG_SPACE(sizeof(int))] = { 0 };
+	struct iovec iov = { &m, sizeof(m) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+			     .msg_controllen = sizeof(control) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+	struct pollfd pfd = { .fd = v->ctl_fd, .events = POLLIN };
+	struct bh_iosctl_msg r;
+	ssize_t got;
+
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(v->ctl_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+		return -errno;
+	for (;;) {
+		int n = poll(&pfd, 1, SRV_CTL_REPLY_MS);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n ? -errno : -ETIMEDOUT;
+		got = recv(v->ctl_fd, &r, sizeof(r), MSG_DONTWAIT);
+		if (got <= 0)
+			return got ? -errno : -ECONNRESET;    /* ended before it read ours */
+		if (got == (ssize_t)sizeof(r) && r.magic == BH_IOSCTL_MAGIC &&
+		    r.type == BH_IOSCTL_REPLY && r.conn == (uint32_t)slot)
+			return r.status > 0 ? -EPROTO : r.status;
+	}
+}
+
+/* A running server gives the partition's devices new connections without stopping:
+ * its other partitions see nothing. -ESRCH when it is not running (or about to be
+ * started again); any error leaves the caller to replace the server. */
+static int replace_conns(struct sup *s, struct sup_server *v, struct sup_partition *p)
+{
+	if (v->pid <= 0 || v->ctl_fd < 0 || v->stopping || v->restart_at.tv_sec)
+		return -ESRCH;
+	for (unsigned c = 0; c < v->nconns; c++) {
+		const struct sup_conn *cn = &v->conns[c];
+		int sv[2], rc;
+
+		if (cn->part != p->id)
+			continue;
+		if (cn->slot < 0 || cn->qemu)
+			return -ESRCH;
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+			return -errno;
+		rc = send_replace(v, cn->slot, sv[1]);
+		close(sv[1]);
+		if (rc) {
+			close(sv[0]);
+			return rc;
+		}
+		if (p->dev_fd[cn->dev] >= 0)
+			close(p->dev_fd[cn->dev]);
+		p->dev_fd[cn->dev] = sv[0];       /* for the monitor about to start */
+		sup_event(s, "server_conn_replaced", p->cfg->name, "\"server\":\"%s\","
+			  "\"device\":%u,\"conn\":%d", v->cfg->name, cn->dev, cn->slot);
+	}
+	return 0;
+}
+
 int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
 {
 	bool done[BH_MAX_SERVERS] = { false };
@@ -556,9 +654,18 @@ int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
 	for (unsigned d = 0; d < p->cfg->ndevices && !rc; d++) {
 		unsigned idx = (unsigned)p->cfg->devices[d].server.idx;
 
-		if (!done[idx])
-			rc = replace_server(s, &s->servers[idx], "partition_restart");
+		struct sup_server *v = &s->servers[idx];
+
+		if (done[idx])
+			continue;
 		done[idx] = true;
+		rc = replace_conns(s, v, p);
+		if (!rc)
+			continue;
+		if (rc != -ESRCH)
+			sup_event(s, "server_conn_replace_failed", p->cfg->name, "\"server\":\"%s\","
+				  "\"reason\":\"%s\"", v->cfg->name, strerror(-rc));
+		rc = replace_server(s, v, "partition_restart");
 	}
 	p->want_conns = false;
 	return rc;

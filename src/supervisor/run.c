@@ -388,6 +388,7 @@ int sup_cmd_run(int argc, char **argv)
 
 		*v = (struct sup_server){ .sup = s, .cfg = &s->sys->servers[i], .id = i };
 		sup_standby_init(v);
+		v->ctl_fd = -1;
 		sup_stream_init(&v->events, -1, -1, sup_server_event_line, v);
 		memset(v->disk_fd, -1, sizeof(v->disk_fd));
 	}

@@ -98,6 +98,7 @@ struct sup_partition {
 struct sup_conn {
 	int fd;
 	unsigned part, dev;
+	int slot;                   /* index of its --conn in the running server; -1 none */
 	int disk;                   /* blk: index into the server's disks */
 	int out_fd;                 /* console: where the guest's bytes go */
 	bool qemu;                  /* the frontend is QEMU: fd is connected to its socket
@@ -111,8 +112,8 @@ struct sup_conn {
  * plan serves a fork + exec and a standby's take-over (standby.c). */
 enum { SRV_EVENT_FD = 3, SRV_FIRST_FD = 4 };
 #define SRV_EVENT_FD_STR "3"
-#define SRV_MAX_FDS  (BH_MAX_DISKS + 2 * SUP_MAX_CONNS + BH_MAX_NETWORKS)
-#define SRV_MAX_ARGS (8 + 2 * SUP_MAX_CONNS + 2 * BH_MAX_NETWORKS)
+#define SRV_MAX_FDS  (BH_MAX_DISKS + 2 * SUP_MAX_CONNS + BH_MAX_NETWORKS + 1)
+#define SRV_MAX_ARGS (10 + 2 * SUP_MAX_CONNS + 2 * BH_MAX_NETWORKS)
 
 struct srv_plan {
 	const char *argv[SRV_MAX_ARGS];
@@ -120,7 +121,7 @@ struct srv_plan {
 	int src[SRV_MAX_FDS];       /* the supervisor's descriptor */
 	int dst[SRV_MAX_FDS];       /* its number in the server */
 	unsigned nfds;
-	char specs[SUP_MAX_CONNS][256], uplinks[BH_MAX_NETWORKS][64];
+	char specs[SUP_MAX_CONNS][256], uplinks[BH_MAX_NETWORKS][64], control[16];
 };
 
 /* A hot standby (`standby: true`, standby.c): a `bulkhead ioserver --standby-fd`
@@ -152,6 +153,7 @@ struct sup_server {
 	unsigned backoff_ms;        /* grows while the server keeps dying young */
 	struct sup_counters *counters;   /* net servers' per-port counters (counters.c) */
 	struct sup_standby standby;
+	int ctl_fd;                 /* our end of the running process's control channel */
 };
 
 /* The cyclic executive's state (schedule.c). */
@@ -223,10 +225,12 @@ int sup_prepare_devices(struct sup *s);
 int sup_start_servers(struct sup *s);
 void sup_server_exited(struct sup *s, struct sup_server *v, int wstatus);
 void sup_stop_servers(struct sup *s);
-/* Before a partition with devices starts again: every server it uses is started anew
- * (its other partitions resume as after a crash of it), which gives the partition new
- * connections in dev_fd; for a QEMU partition, once the new QEMU listens on new
- * sockets. -ENOTCONN when one of them has failed for good. */
+/* Before a partition with devices starts again: each running server it uses is given
+ * a new connection per device of it on its control channel, the partition's ends in
+ * dev_fd; a server that is not running, or does not take them, is started anew (its
+ * other partitions resume as after a crash of it). A QEMU partition's servers are
+ * started anew once its new QEMU listens on new sockets. -ENOTCONN when one of them
+ * has failed for good. */
 int sup_servers_reconnect(struct sup *s, struct sup_partition *p);
 bool sup_servers_stopped(const struct sup *s);
 /* Restarts servers whose backoff has passed and starts those that waited for QEMU

@@ -85,7 +85,7 @@ def blk_server(bulkhead, disk, slices, **kw):
     conns = [{"partition": p, "device": 0, "disk-fd": fd, "offset": off, "size": size,
               "readonly": int(ro)} for p, off, size, ro in slices]
     try:
-        return IoServer(bulkhead, "blk", conns, pass_fds=(fd,), **kw)
+        return IoServer(bulkhead, "blk", conns, pass_fds=(fd, *kw.pop("pass_fds", ())), **kw)
     finally:
         os.close(fd)
 
@@ -894,3 +894,73 @@ def test_bad_socket_path(bulkhead, tmp_path):
                        text=True, timeout=10)
     assert p.returncode == 2 and "exists and is not a socket" in p.stderr
     assert f.read_text() == "x"
+
+
+# ---------------------------------------------------------------- control channel
+
+IOSCTL_MAGIC, IOSCTL_REPLACE, IOSCTL_REPLY = 0x42484943, 1, 2
+
+
+def ctl(chan, conn, fds=(), raw=None):
+    """One message on a server's control channel; returns the reply's (conn, status)."""
+    msg = raw if raw is not None else struct.pack("<IIIi", IOSCTL_MAGIC, IOSCTL_REPLACE,
+                                                  conn, 0)
+    socket.send_fds(chan, [msg], [f.fileno() if hasattr(f, "fileno") else f for f in fds])
+    chan.settimeout(5)
+    magic, rtype, rconn, status = struct.unpack("<IIIi", chan.recv(64))
+    assert (magic, rtype) == (IOSCTL_MAGIC, IOSCTL_REPLY)
+    return rconn, status
+
+
+def test_control_replaces_one_connection_and_refuses_bad_messages(bulkhead, disk):
+    """A REPLACE gives connection 0 a new socket: the old one is hung up, the same slice
+    is served on the new one, connection 1 goes on untouched. Bad messages are refused
+    with an event and change nothing."""
+    chan, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    srv = blk_server(bulkhead, disk, [("p1", 0, MiB, False), ("p2", MiB, MiB, False)],
+                     extra=("--control-fd", str(theirs.fileno())),
+                     pass_fds=(theirs.fileno(),))
+    theirs.close()
+    spare = []
+    try:
+        srv.wait_event("ready", connections=2)
+        d1, d2 = BlkDevice(srv.ours[0]), BlkDevice(srv.ours[1])
+        one, two = os.urandom(4 * SECTOR), os.urandom(4 * SECTOR)
+        assert d1.write(8, one) == BLK_S_OK and d2.write(8, two) == BLK_S_OK
+        a, b = socket.socketpair()
+        r, w = os.pipe()
+        spare += [a, b, r, w]
+        bad = [  # (conn, fds, raw, status, reason)
+            (2, [b], None, -34, "bad_conn"),                       # ERANGE
+            (0, [], None, -9, "no_fd"),                            # EBADF
+            (0, [b, a], None, -9, "too_many_fds"),
+            (0, [r], None, -88, "not_a_stream_socket"),            # ENOTSOCK
+            (0, [b], b"short", -22, "bad_length"),                 # EINVAL
+            (0, [b], struct.pack("<IIIi", 0xdead, IOSCTL_REPLACE, 0, 0), -22, "bad_type"),
+            (0, [b], struct.pack("<IIIi", IOSCTL_MAGIC, 7, 0, 0), -22, "bad_type"),
+        ]
+        for conn, fds, raw, status, reason in bad:
+            assert ctl(chan, conn, fds, raw)[1] == status, reason
+            srv.wait_event("control_refused", reason=reason)
+            assert d1.read(8, 4) == (BLK_S_OK, one) and d2.read(8, 4) == (BLK_S_OK, two)
+        assert srv.alive()
+        assert not [e for e in srv.events() if e["event"] == "disconnect"]
+        # the real thing: connection 0 on a new socket
+        assert ctl(chan, 0, [b]) == (0, 0)
+        e = srv.wait_event("conn_replaced", conn=0)
+        assert e["partition"] == "p1" and e["device"] == 0
+        srv.wait_event("disconnect", partition="p1")
+        srv.ours[0].settimeout(5)
+        assert srv.ours[0].recv(1) == b""                    # the old one is hung up
+        assert d2.read(8, 4) == (BLK_S_OK, two)             # untouched, no set-up again
+        d1 = BlkDevice(a)
+        assert d1.read(8, 4) == (BLK_S_OK, one)             # the same slice
+        assert d1.get_id() == (BLK_S_OK, "p1-0")
+        assert not [e for e in srv.events() if e["event"] == "disconnect" and
+                    e["partition"] == "p2"]
+    finally:
+        for f in spare:
+            f.close() if hasattr(f, "close") else os.close(f)
+        rc, err = srv.stop()
+        chan.close()
+        assert rc == 0, err
