@@ -172,3 +172,45 @@ def test_standby_takes_no_devices(bulkhead):
                         "fd=0,partition=p"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2
     assert "--standby-fd takes no device" in r.stderr
+
+
+def test_standby_after_a_partition_restart(bulkhead, inmates, tmp_path):
+    """'one' is restarted (its new connections come over the server's control channel),
+    then the server is killed: the standby takes over with the connections as they are
+    now, and its own control channel gives 'one' new connections at the next restart.
+    Both partitions verify every block."""
+    path = tmp_path / "sb.yaml"
+    path.write_text(blk_pair(tmp_path, inmates, "window", name="sb",
+                             server="\n    standby: true", loops=(8, 20)))
+    proc = subprocess.Popen([bulkhead, "run", str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    sock = tmp_path / "log" / "control.sock"
+
+    def restart_one(n):
+        r = subprocess.run([bulkhead, "ctl", "--socket", str(sock), "restart", "one"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        wait_for(proc, tmp_path, lambda ev: count(ev, "server_conn_replaced") == n,
+                 f"replacement {n}")
+
+    wait_for(proc, tmp_path, lambda ev: count(ev, "standby_start") == 1, "the standby")
+    time.sleep(0.3)
+    restart_one(1)
+    time.sleep(0.3)
+    server = [e for e in events(tmp_path) if e["event"] == "server_start"][-1]
+    os.kill(server["pid"], signal.SIGKILL)
+    wait_for(proc, tmp_path, lambda ev: count(ev, "standby_start") == 2, "a new standby")
+    time.sleep(0.3)
+    restart_one(2)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out + err
+    assert out.count(", 0 failures") == 2, out
+    ev = events(tmp_path)
+    assert [e["start"] for e in ev if e["event"] == "partition_start"
+            and e["partition"] == "one"] == [1, 2, 3]
+    assert [s["standby"] for s in ev if s["event"] == "server_start"] == [False, True], ev
+    assert count(ev, "server_restart") == 1
+    assert not [e for e in ev if e["event"] == "server_exit" and e.get("reason")], ev
+    assert [(e["partition"], e["device"]) for e in ev
+            if e["event"] == "server_conn_replaced"] == [("one", 0)] * 2
+    assert not [e for e in ev if e.get("state") == "needs_reset"]
