@@ -119,7 +119,8 @@ static void ios_usage(FILE *out)
 		"others go on), device_reset, disconnect, replay (requests a killed server left\n"
 		"in flight, resubmitted: vhost-user INFLIGHT_SHMFD), counters (net: per port;\n"
 		"blk, console, rng: per device; at most once a second while they change, when a\n"
-		"port or device goes, at exit, and for every one on SIGUSR1).\n"
+		"port or device goes, at exit, and for every one on SIGUSR1), conn_replaced and\n"
+		"control_refused (--control-fd).\n"
 		"exit status: 0 stopped by SIGINT/SIGTERM or no connection left, 1 failure while\n"
 		"running, 2 bad command line or set-up error.\n",
 		IOS_MAX_CONNS, IOS_POLL_US, NET_HOLD_MS_DEFAULT);

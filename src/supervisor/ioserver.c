@@ -4,7 +4,9 @@
  * the other, so no socket path exists for anyone else to reach), for QEMU partitions a
  * connection to the socket QEMU listens on (qemu_sock.c), console pipes, and one
  * `bulkhead ioserver` process per server in the system file (or its hot standby,
- * standby.c); restarts, and replacements when a partition with devices starts again.
+ * standby.c); restarts; and when a partition with devices starts again, new connections
+ * handed to its running servers over their control channels (a server is replaced only
+ * when that cannot be done).
  */
 #include <errno.h>
 #include <fcntl.h>
