@@ -59,19 +59,6 @@ static void ctl_refuse(struct ios *s, unsigned conn, int err, const char *why)
 	ctl_reply(s, conn, err);
 }
 
-static bool ctl_is_stream_socket(int fd)
-{
-	int domain = 0, type = 0;
-	socklen_t len = sizeof(int);
-
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len))
-		return false;
-	len = sizeof(int);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
-		return false;
-	return domain == AF_UNIX && type == SOCK_STREAM;
-}
-
 /* The supervisor is gone (or closed its end): the server goes on without it. */
 static void ctl_closed(struct ios *s)
 {
@@ -97,7 +84,7 @@ static const char *ctl_check(struct ios *s, const struct msghdr *mh, ssize_t got
 		*err = -EBADF;
 		return nfds ? "too_many_fds" : "no_fd";
 	}
-	if (!ctl_is_stream_socket(fd)) {
+	if (!ios_fd_is_stream_socket(fd)) {
 		*err = -ENOTSOCK;
 		return "not_a_stream_socket";
 	}

@@ -284,6 +284,8 @@ void vu_queue_set_notify(struct vu_queue *vq, bool enable);
  * ios_control_init watches it; ios_control_apply, at the end of a loop turn (no event
  * of the turn may still point into a device it frees), carries out a checked REPLACE. */
 int ios_control_init(struct ios *s, int fd);
+/* main.c: a connected AF_UNIX SOCK_STREAM socket (what a vhost-user connection is). */
+bool ios_fd_is_stream_socket(int fd);
 void ios_control_apply(struct ios *s);
 
 /* sandbox.c */

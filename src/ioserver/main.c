@@ -277,7 +277,7 @@ static bool ios_fd_open(int fd)
 	return fd >= 0 && fcntl(fd, F_GETFD) >= 0;
 }
 
-static bool ios_fd_is_stream_socket(int fd)
+bool ios_fd_is_stream_socket(int fd)
 {
 	int domain = 0, type = 0;
 	socklen_t len = sizeof(int);
