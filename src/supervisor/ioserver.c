@@ -655,7 +655,6 @@ int sup_servers_reconnect(struct sup *s, struct sup_partition *p)
 	p->want_conns = true;
 	for (unsigned d = 0; d < p->cfg->ndevices && !rc; d++) {
 		unsigned idx = (unsigned)p->cfg->devices[d].server.idx;
-
 		struct sup_server *v = &s->servers[idx];
 
 		if (done[idx])
