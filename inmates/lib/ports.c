@@ -67,7 +67,7 @@ int port_open(struct port *p, const char *name, int type, int role)
 	p->max_message = h.max_message;
 	p->depth = h.depth;
 	p->refresh_ns = h.refresh_ns;
-	p->refresh_cycles = bh_ns_to_cycles(h.refresh_ns, bi->tsc_khz ? bi->tsc_khz : tsc_khz());
+	p->refresh_cycles = bh_ns_to_cycles(h.refresh_ns, tsc_khz());  /* bootinfo's first */
 	/* A restarted end carries on from the counters it left: the area outlives it. */
 	if (type == PORT_QUEUING) {
 		uint64_t head = p->h->queuing.head, tail = p->h->queuing.tail;

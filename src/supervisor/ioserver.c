@@ -307,16 +307,14 @@ static int64_t ms_between(const struct timespec *a, const struct timespec *b)
 
 /* Tells a partition's monitor about device `dev`: a new connection (fd >= 0) or that
  * its server is gone for good (fd < 0). */
-static void tell_monitor(struct sup_partition *p, unsigned dev, int fd)
+/* One control message of LEN bytes on SOCK, with FD attached when it is not -1 (the
+ * monitors' and the servers' control channels). Returns sendmsg's result. */
+static ssize_t send_msg_fd(int sock, const void *msg, size_t len, int fd)
 {
-	struct bh_control_msg m = { .magic = BH_CONTROL_MAGIC, .device = dev,
-		.type = fd >= 0 ? BH_CONTROL_RECONNECT : BH_CONTROL_FAILED };
 	char control[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &m, sizeof(m) };
+	struct iovec iov = { (void *)msg, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 
-	if (p->state != SUP_RUNNING || p->ctl_fd < 0)
-		return;
 	if (fd >= 0) {
 		struct cmsghdr *cm;
 
@@ -328,7 +326,17 @@ static void tell_monitor(struct sup_partition *p, unsigned dev, int fd)
 		cm->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
 	}
-	sendmsg(p->ctl_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void tell_monitor(struct sup_partition *p, unsigned dev, int fd)
+{
+	struct bh_control_msg m = { .magic = BH_CONTROL_MAGIC, .device = dev,
+		.type = fd >= 0 ? BH_CONTROL_RECONNECT : BH_CONTROL_FAILED };
+
+	if (p->state != SUP_RUNNING || p->ctl_fd < 0)
+		return;
+	send_msg_fd(p->ctl_fd, &m, sizeof(m), fd);
 }
 
 /* New socket pairs for every connection of the server: its ends go to the new process,
@@ -579,20 +587,11 @@ static int send_replace(struct sup_server *v, int slot, int fd)
 {
 	struct bh_iosctl_msg m = { .magic = BH_IOSCTL_MAGIC, .type = BH_IOSCTL_REPLACE,
 				   .conn = (uint32_t)slot };
-	char control[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &m, sizeof(m) };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-			     .msg_controllen = sizeof(control) };
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
 	struct pollfd pfd = { .fd = v->ctl_fd, .events = POLLIN };
 	struct bh_iosctl_msg r;
 	ssize_t got;
 
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	if (sendmsg(v->ctl_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(m))
+	if (send_msg_fd(v->ctl_fd, &m, sizeof(m), fd) != (ssize_t)sizeof(m))
 		return -errno;
 	for (;;) {
 		int n = poll(&pfd, 1, SRV_CTL_REPLY_MS);
